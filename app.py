@@ -1,0 +1,43 @@
+"""The Chalice app: creates it, registers the blueprints and the event handlers; no logic lives here."""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice import Chalice, Rate
+
+from chalicelib.api import admin_page, public, staff, webhooks
+from chalicelib.handlers import jobs
+
+app = Chalice(app_name="kefu", configure_logs=False)
+app.experimental_feature_flags.update(["BLUEPRINTS"])
+logger = Logger(service="kefu")
+
+app.register_blueprint(webhooks.bp)
+app.register_blueprint(staff.bp)
+app.register_blueprint(public.bp)
+app.register_blueprint(admin_page.bp)
+
+
+@app.lambda_function(name="table_stream")
+def table_stream(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB stream of the table → effects (timers, outbox)."""
+    return jobs.table_stream(event)
+
+
+@app.lambda_function(name="clock_events")
+def clock_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS kefu-clock-events (fed by SNS from the state machines and the sweep) → escalation."""
+    return jobs.clock_events(event)
+
+
+@app.lambda_function(name="outbox_sender")
+def outbox_sender(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS kefu-outbox → the channel's sender; failures retried, then dead-lettered and marked failed."""
+    return jobs.outbox_sender(event)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="reconcile_clocks")
+def reconcile_clocks(event: Any) -> dict[str, Any]:
+    """Every 5 minutes: fire clocks whose deadline passed without their execution."""
+    return jobs.reconcile_clocks()

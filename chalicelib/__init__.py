@@ -1,0 +1,1 @@
+"""kefu: omnichannel customer-service backbone — the application package behind app.py."""

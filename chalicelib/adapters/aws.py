@@ -1,0 +1,126 @@
+"""Lazily created, cached boto3 clients, and the SNS, SQS and Step Functions adapters over them."""
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+from datetime import timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ..domain.ticket import Clock, parse_iso
+
+logger = logging.getLogger(__name__)
+
+
+class AwsClients:
+    """Creates each boto3 client on first use (never at import) and keeps it for the container's life."""
+
+    def __init__(self, region: str, endpoint_url: str = "", account_id: str = "") -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url or None
+        self._account_id = account_id
+        self._clients: dict[str, Any] = {}
+        self._config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url, config=self._config
+            )
+        return self._clients[service]
+
+    @cached_property
+    def account_id(self) -> str:
+        return self._account_id or str(self.client("sts").get_caller_identity()["Account"])
+
+    def topic_arn(self, name: str) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
+
+    def state_machine_arn(self, name: str) -> str:
+        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{name}"
+
+    def queue_url(self, name: str) -> str:
+        return str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
+
+class SnsPublisher:
+    """Publisher over SNS: topic names resolve to ARNs in this account and region."""
+
+    def __init__(self, aws: AwsClients, overrides: dict[str, str] | None = None) -> None:
+        self.aws = aws
+        self.overrides = overrides or {}
+
+    def publish(self, topic: str, message: dict[str, Any], *, subject: str = "") -> None:
+        arn = self.overrides.get(topic) or self.aws.topic_arn(topic)
+        kwargs: dict[str, Any] = {"TopicArn": arn, "Message": json.dumps(message, ensure_ascii=False)}
+        if subject:
+            kwargs["Subject"] = subject[:100]
+        self.aws.client("sns").publish(**kwargs)
+
+
+class SqsQueue:
+    """Queue over SQS; queue URLs are looked up once and cached."""
+
+    def __init__(self, aws: AwsClients, overrides: dict[str, str] | None = None) -> None:
+        self.aws = aws
+        self._urls: dict[str, str] = dict(overrides or {})
+
+    def send(self, queue: str, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
+        if queue not in self._urls:
+            self._urls[queue] = self.aws.queue_url(queue)
+        self.aws.client("sqs").send_message(
+            QueueUrl=self._urls[queue],
+            MessageBody=json.dumps(message, ensure_ascii=False),
+            DelaySeconds=max(0, min(delay_seconds, 900)),
+        )
+
+
+def execution_name(ticket_id: str, clock_name: str, version: int) -> str:
+    """`{ticket}-{clock}-{version}`: starting the same run twice is idempotent in Step Functions."""
+    return f"{ticket_id}-{clock_name}-{version}"[:80]
+
+
+class StepFunctionsTimers:
+    """Timers over one Step Functions state machine: a named execution per clock run."""
+
+    def __init__(self, aws: AwsClients, state_machine: str = "kefu-clock", arn: str = "") -> None:
+        self.aws = aws
+        self.state_machine = state_machine
+        self._arn = arn
+
+    @property
+    def arn(self) -> str:
+        return self._arn or self.aws.state_machine_arn(self.state_machine)
+
+    def start(self, ticket_id: str, clock: Clock) -> None:
+        due = parse_iso(clock.due_at)
+        if due.microsecond:  # Wait timestamps are whole seconds: round up, never fire early
+            due = due.replace(microsecond=0) + timedelta(seconds=1)
+        payload: dict[str, Any] = {
+            "ticket_id": ticket_id,
+            "clock": clock.name,
+            "version": clock.version,
+            "level": clock.level,
+            "due_at": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            self.aws.client("stepfunctions").start_execution(
+                stateMachineArn=self.arn,
+                name=execution_name(ticket_id, clock.name, clock.version),
+                input=json.dumps(payload),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+
+    def stop(self, ticket_id: str, clock_name: str, version: int) -> None:
+        arn = self.arn.replace(":stateMachine:", ":execution:") + ":" + execution_name(ticket_id, clock_name, version)
+        try:
+            self.aws.client("stepfunctions").stop_execution(executionArn=arn, cause="superseded or satisfied")
+        except ClientError as exc:
+            # Already finished or never started: the conditional check at the deadline covers it.
+            logger.info("stop %s: %s", arn, exc.response["Error"]["Code"])

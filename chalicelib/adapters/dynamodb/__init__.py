@@ -1,0 +1,1 @@
+"""DynamoDB adapters: PynamoDB models, the table schema, and the repositories over them."""

@@ -1,0 +1,1 @@
+"""HTTP surface: Chalice blueprints for webhooks, the staff API, public pages and the admin page."""

@@ -1,0 +1,83 @@
+"""The one place domain errors become HTTP answers: `{"error": {"code", "message"}}` with a 4xx status."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice import Response
+
+from ..domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+
+logger = logging.getLogger("kefu.api")
+
+STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
+    (ValidationError, 400),
+    (AuthenticationError, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (ConflictError, 409),
+)
+JSON = "application/json; charset=utf-8"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with UTF-8 text (Chinese stays readable)."""
+    return Response(
+        body=json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": JSON, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": {"code": code, "message": message}}, status, headers)
+
+
+def status_of(error: DomainError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def json_errors(view: F) -> F:
+    """Wraps a view: DomainError → its 4xx JSON; anything unexpected → a logged 500 JSON (never HTML)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except DomainError as error:
+            status = status_of(error)
+            headers = {"WWW-Authenticate": 'Bearer realm="kefu"'} if status == 401 else None
+            return error_response(status, error.code, error.message, headers)
+        except Exception:
+            logger.exception("unhandled error in %s", view.__name__)
+            return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_body(raw: bytes | None) -> dict[str, Any]:
+    """Parses a request body that must be a JSON object (an empty body is `{}`)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"body is not valid JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(value, dict):
+        raise ValidationError("body must be a JSON object")
+    return value

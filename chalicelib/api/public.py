@@ -1,0 +1,24 @@
+"""Customer-facing routes: ticket status lookup with the token issued at creation."""
+from __future__ import annotations
+
+import hmac
+
+from chalice import Blueprint, Response
+
+from ..domain.errors import NotFound
+from ..domain.ticket import is_ticket_id
+from ..wiring import get_container
+from .errors import json_errors, json_response
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/public/tickets/{ticket_id}", methods=["GET"])
+@json_errors
+def ticket_status(ticket_id: str) -> Response:
+    token = (bp.current_request.query_params or {}).get("token", "")
+    ticket = get_container().tickets.find(ticket_id) if is_ticket_id(ticket_id) and token else None
+    # A wrong token and a missing ticket answer the same, so ids cannot be probed.
+    if ticket is None or not hmac.compare_digest(ticket.public_token.encode(), token.encode()):
+        raise NotFound("no such ticket, or the link is not valid")
+    return json_response(ticket.public_view())

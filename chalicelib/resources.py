@@ -1,0 +1,54 @@
+"""The catalogue of AWS resources kefu needs: one list read by the local bootstrap, wiring and infra."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLE_NAME = "kefu"
+
+# Global secondary indexes of the single table: name -> (partition key, sort key).
+GSIS: dict[str, tuple[str, str]] = {
+    "gsi_list": ("list_pk", "list_sk"),  # every ticket, newest first (list_pk = "TICKET")
+    "gsi_status": ("status_pk", "status_sk"),  # tickets by status, in queue order
+    "gsi_assignee": ("assignee_pk", "assignee_sk"),  # tickets by assignee
+    "gsi_customer": ("customer_pk", "customer_sk"),  # tickets by customer
+    "gsi_due": ("due_pk", "due_sk"),  # running clocks by due time (sparse)
+}
+
+
+@dataclass(frozen=True)
+class Queue:
+    """An SQS queue with its dead-letter queue; `topic` subscribes it to an SNS topic."""
+
+    name: str
+    handler: str  # the app.py handler that consumes it
+    topic: str = ""
+    max_receive_count: int = 5
+    visibility_timeout: int = 60
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+TOPICS = (
+    "kefu-inbound-email",  # SES receipt rule -> SNS -> inbound_email (CONTRACT.md)
+    "kefu-clock-events",  # state machines publish warnings and breaches here
+    "kefu-staff-notifications",  # staff notifications (SMS/email subscribers)
+)
+
+QUEUES = (
+    Queue("kefu-clock-events", handler="clock_events", topic="kefu-clock-events"),
+    Queue("kefu-outbox", handler="outbox_sender", max_receive_count=4, visibility_timeout=30),
+)
+
+# State machines: resource name -> definition file under stepfunctions/.
+STATE_MACHINES = {
+    "kefu-clock": "clock.asl.json",
+}
+
+# Scheduled jobs: app.py handler name -> rate in minutes.
+SCHEDULES = {
+    "reconcile_clocks": 5,
+}
+
+SES_IDENTITY = "support@kefu.example.com"

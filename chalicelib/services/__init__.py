@@ -1,0 +1,1 @@
+"""Use cases: intake, staff actions, clocks and escalation; they take ports and return results."""

@@ -1,0 +1,156 @@
+"""Staff actions on tickets: read, acknowledge, reply, note, assign, change status, resolve, reopen."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..domain import clock_rules
+from ..domain.errors import ConflictError, NotFound, ValidationError
+from ..domain.sla import SlaPolicy
+from ..domain.ticket import STATUS_ACTIONS, STATUSES, Ticket, is_ticket_id, iso
+from ..ports import Clock, StaffDirectory, TicketFilter, TicketPage, TicketRepository
+
+MAX_REPLY = 5_000
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a staff id and their roles."""
+
+    id: str
+    roles: tuple[str, ...]
+
+
+def _text(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"'{field}' must be a non-empty string")
+    if len(value) > limit:
+        raise ValidationError(f"'{field}' is longer than {limit} characters")
+    return value.strip()
+
+
+class TicketActions:
+    """Each action loads the aggregate, applies the change, and saves it; a lost race is retried."""
+
+    def __init__(
+        self, tickets: TicketRepository, staff: StaffDirectory, clock: Clock, policy: SlaPolicy, attempts: int = 3
+    ) -> None:
+        self.tickets = tickets
+        self.staff = staff
+        self.clock = clock
+        self.policy = policy
+        self.attempts = attempts
+
+    def get(self, ticket_id: str) -> Ticket:
+        if not is_ticket_id(ticket_id):
+            raise NotFound(f"no ticket {ticket_id}")
+        return self.tickets.get(ticket_id)
+
+    def list(self, *, status: str = "", assignee: str = "", limit: int = 50, cursor: str | None = None) -> TicketPage:
+        if status and status not in STATUSES:
+            raise ValidationError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
+        return self.tickets.list(TicketFilter(status=status, assignee=assignee), limit, cursor)
+
+    def _change(self, ticket_id: str, change: Callable[[Ticket], None]) -> Ticket:
+        for _attempt in range(self.attempts):
+            ticket = self.get(ticket_id)
+            change(ticket)
+            try:
+                self.tickets.save(ticket)
+                return ticket
+            except ConflictError:
+                continue
+        raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+
+    def ack(self, ticket_id: str, actor: Actor) -> Ticket:
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            t.apply("ack", now, actor.id)
+            if not t.assignee:
+                t.assignee = actor.id
+            t.acknowledged_at = iso(now)
+            clock_rules.on_acknowledged(t, now)
+
+        return self._change(ticket_id, change)
+
+    def reply(self, ticket_id: str, actor: Actor, text: object) -> Ticket:
+        body = _text(text, "text", MAX_REPLY)
+
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            message = t.add_message("out", body, now, actor.id)
+            t.apply("reply", now, actor.id, message_id=message.id)
+            if not t.assignee:
+                t.assignee = actor.id
+            if not t.first_response_at:
+                t.first_response_at = iso(now)
+            clock_rules.on_acknowledged(t, now)
+
+        return self._change(ticket_id, change)
+
+    def note(self, ticket_id: str, actor: Actor, text: object) -> Ticket:
+        body = _text(text, "text", MAX_REPLY)
+
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            note = t.add_note(body, now, actor.id)
+            t.record(now, actor.id, "note", note_id=note.id)
+
+        return self._change(ticket_id, change)
+
+    def assign(self, ticket_id: str, actor: Actor, assignee: object) -> Ticket:
+        if not isinstance(assignee, str) or not assignee.strip():
+            raise ValidationError("'assignee' must be a staff id")
+        member = self.staff.get(assignee.strip())
+        if member is None:
+            raise ValidationError(f"no staff member {assignee!r}")
+
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            previous = t.assignee
+            t.apply("assign", now, actor.id, assignee=member.id, previous=previous or None)
+            t.assignee = member.id
+            if member.team:
+                t.team = member.team
+            clock_rules.on_assigned(t, now, self.policy)
+
+        return self._change(ticket_id, change)
+
+    def set_status(self, ticket_id: str, actor: Actor, status: object) -> Ticket:
+        if not isinstance(status, str) or status not in STATUSES:
+            raise ValidationError(f"'status' must be one of {', '.join(STATUSES)}")
+        if status == "resolved":
+            return self.resolve(ticket_id, actor)
+        if status == "acknowledged":
+            return self.ack(ticket_id, actor)
+        action = STATUS_ACTIONS.get(status)
+        if action is None:
+            raise ValidationError(f"status {status!r} is reached by its own action (assign, reopen), not set directly")
+
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            t.apply(action, now, actor.id)
+            if status == "closed":
+                clock_rules.on_closed(t, now)
+
+        return self._change(ticket_id, change)
+
+    def resolve(self, ticket_id: str, actor: Actor) -> Ticket:
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            t.apply("resolve", now, actor.id)
+            t.resolved_at = iso(now)
+            clock_rules.on_closed(t, now)
+
+        return self._change(ticket_id, change)
+
+    def reopen(self, ticket_id: str, actor: Actor) -> Ticket:
+        def change(t: Ticket) -> None:
+            now = self.clock.now()
+            t.apply("reopen", now, actor.id)
+            t.resolved_at = ""
+
+        return self._change(ticket_id, change)

@@ -1,0 +1,1 @@
+"""The embedded local stack: moto server bootstrap, demo seed, event pump and scheduler."""
