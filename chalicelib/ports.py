@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .domain.ticket import Clock as TicketClock
@@ -20,7 +20,7 @@ class SystemClock:
     """The real clock, in UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class TicketRepository(Protocol):
 
     def get_dedupe(self, key: str) -> DedupeRecord | None: ...
 
-    def list(self, flt: TicketFilter, limit: int, cursor: str | None) -> TicketPage: ...
+    def list_page(self, flt: TicketFilter, limit: int, cursor: str | None) -> TicketPage: ...
 
     def open_tickets_of(self, customer_id: str, limit: int = 20) -> list[Ticket]: ...
 

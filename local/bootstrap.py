@@ -1,4 +1,5 @@
 """Creates every resource of resources.py on an AWS endpoint (moto server locally, or in-process moto)."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def bootstrap(aws: AwsClients, table_name: str = resources.TABLE_NAME, local_que
             QueueName=queue.name,
             Attributes={
                 "VisibilityTimeout": str(queue.visibility_timeout),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
+                ),
             },
         )["QueueUrl"]
         stack.queues[queue.name] = url
@@ -93,7 +96,9 @@ def _role(aws: AwsClients) -> str:
     iam = aws.client("iam")
     trust: dict[str, Any] = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
     }
     try:
         return str(iam.get_role(RoleName="kefu-states")["Role"]["Arn"])

@@ -1,4 +1,5 @@
 """Demo values for the local stack: staff directory, secrets, and tokens for each demo role."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ from chalicelib.ports import StaffRecord
 
 DEMO_STAFF = (
     StaffRecord("agent1", "李娜 Li Na", ["agent"], team="agents", regions=["east"], skills=["orders"], online=True),
-    StaffRecord("agent2", "王伟 Wang Wei", ["agent"], team="agents", regions=["north"], skills=["members"], online=True),
+    StaffRecord(
+        "agent2", "王伟 Wang Wei", ["agent"], team="agents", regions=["north"], skills=["members"], online=True
+    ),
     StaffRecord("senior1", "张敏 Zhang Min", ["senior_agent"], team="vip", skills=["vip"], online=True),
     StaffRecord("supervisor1", "刘洋 Liu Yang", ["supervisor"], team="agents", online=True),
     StaffRecord("manager1", "陈静 Chen Jing", ["manager"], team="management", online=True),

@@ -1,12 +1,15 @@
 """The environment of the local stack: the caller's settings where given, demo values otherwise."""
+
 from __future__ import annotations
 
 import os
 
 from .demo import DEMO_ENV
 
-MOTO_HOST, MOTO_PORT = "127.0.0.1", 5001
-API_HOST, API_PORT = "127.0.0.1", 8000
+MOTO_HOST, API_HOST = "127.0.0.1", "127.0.0.1"
+# Ports are fixed by CONTRACT.md; the test suite moves them to free ones to run beside a live stack.
+MOTO_PORT = int(os.environ.get("KEFU_LOCAL_MOTO_PORT", "5001"))
+API_PORT = int(os.environ.get("KEFU_LOCAL_API_PORT", "8000"))
 
 
 def local_environment(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -14,6 +17,8 @@ def local_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     for key, value in DEMO_ENV.items():
         if not env.get(key):
             env[key] = value
+    if API_PORT != 8000 and env["KEFU_PUBLIC_BASE_URL"] == DEMO_ENV["KEFU_PUBLIC_BASE_URL"]:
+        env["KEFU_PUBLIC_BASE_URL"] = f"http://{API_HOST}:{API_PORT}"
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,4 +1,5 @@
 """`make job NAME=<job>`: runs one scheduled job once, now, against the running local stack."""
+
 from __future__ import annotations
 
 import json

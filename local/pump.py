@@ -1,4 +1,5 @@
 """The local event pump: plays Lambda's event sources (stream, SQS, SNS, schedules) for app.py's handlers."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import resources
@@ -42,7 +43,7 @@ def schedule_event(name: str, region: str) -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "000000000000",
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [f"arn:aws:events:{region}:000000000000:rule/{name}"],
         "detail": {},

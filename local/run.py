@@ -1,4 +1,5 @@
 """`make run`: moto server, bootstrap, demo seed, `chalice local`, and the event pump — Ctrl-C stops it all."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def wait_for_port(host: str, port: int, seconds: float, proc: subprocess.Popen[b
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}")
         if port_open(host, port):
             return
         time.sleep(0.2)
@@ -62,7 +63,17 @@ def enable_step_functions_execution() -> None:
 
 def start_api(env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [str(BIN / "chalice"), "local", "--no-autoreload", "--host", API_HOST, "--port", str(API_PORT), "--stage", "local"],
+        [
+            str(BIN / "chalice"),
+            "local",
+            "--no-autoreload",
+            "--host",
+            API_HOST,
+            "--port",
+            str(API_PORT),
+            "--stage",
+            "local",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -113,7 +124,9 @@ def main() -> None:
         pump = EventPump(aws, stack, handlers)
         base = settings.public_base_url
         print("\n" + "=" * 72)
-        print(f"kefu is running.\n  API        {base}\n  admin page {base}/admin/\n  moto       {env['AWS_ENDPOINT_URL']}")
+        print(
+            f"kefu is running.\n  API        {base}\n  admin page {base}/admin/\n  moto       {env['AWS_ENDPOINT_URL']}"
+        )
         print(f"  demo tickets: {', '.join(ticket_ids)}")
         print("  staff tokens (paste one into the admin page):")
         for member in DEMO_STAFF:

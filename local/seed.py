@@ -1,7 +1,8 @@
 """Seeds the local stack: the demo staff directory and a few customers and tickets, through the real services."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib.domain.messages import CustomerRef, InboundMessage
 from chalicelib.services.tickets import Actor
@@ -10,14 +11,28 @@ from chalicelib.wiring import Container
 from .demo import DEMO_STAFF
 
 DEMO_REQUESTS = (
-    ("APP", "app", "demo-app-1", CustomerRef(external_id="u1001", name="张三", phone="+8613800138000"),
-     "我的订单 8812 三天了还没有发货,请帮忙查一下"),
-    ("MINIPROGRAM", "miniprogram", "demo-mp-1", CustomerRef(external_id="mp-2002", name="李四"),
-     "请问会员积分怎么兑换优惠券?"),
-    ("STORE", "store", "demo-store-1", CustomerRef(external_id="walkin-3003", name="王五", phone="+8613900139000"),
-     "在门店买的空气净化器不工作了,想申请维修"),
-    ("DOUYIN", "douyin", "demo-douyin-1", CustomerRef(external_id="dy-4004", name="赵六"),
-     "客服态度太差了,我要投诉!"),
+    (
+        "APP",
+        "app",
+        "demo-app-1",
+        CustomerRef(external_id="u1001", name="张三", phone="+8613800138000"),
+        "我的订单 8812 三天了还没有发货,请帮忙查一下",
+    ),
+    (
+        "MINIPROGRAM",
+        "miniprogram",
+        "demo-mp-1",
+        CustomerRef(external_id="mp-2002", name="李四"),
+        "请问会员积分怎么兑换优惠券?",
+    ),
+    (
+        "STORE",
+        "store",
+        "demo-store-1",
+        CustomerRef(external_id="walkin-3003", name="王五", phone="+8613900139000"),
+        "在门店买的空气净化器不工作了,想申请维修",
+    ),
+    ("DOUYIN", "douyin", "demo-douyin-1", CustomerRef(external_id="dy-4004", name="赵六"), "客服态度太差了,我要投诉!"),
 )
 
 
@@ -34,7 +49,7 @@ def seed(container: Container) -> list[str]:
                 dedupe_key=f"{source}:{event_id}",
                 customer=customer,
                 text=text,
-                received_at=datetime.now(timezone.utc),
+                received_at=datetime.now(UTC),
             )
         )
         ids.append(result.ticket_id)

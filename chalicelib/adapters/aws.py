@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import cached_property
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -28,7 +28,7 @@ class AwsClients:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
+            self._clients[service] = boto3.client(  # type: ignore[call-overload]
                 service, region_name=self.region, endpoint_url=self.endpoint_url, config=self._config
             )
         return self._clients[service]

@@ -5,7 +5,7 @@ import mimetypes
 import re
 from pathlib import Path
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from .errors import error_response
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice import Response
+from chalice.app import Response
 
 from ..domain.errors import (
     AuthenticationError,
@@ -68,6 +68,14 @@ def json_errors(view: F) -> F:
             return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
 
     return wrapper  # type: ignore[return-value]
+
+
+def raw_body(request: Any) -> bytes:
+    """The request body as bytes, whatever Chalice handed over."""
+    body = request.raw_body
+    if body is None:
+        return b""
+    return body if isinstance(body, bytes) else str(body).encode("utf-8")
 
 
 def json_body(raw: bytes | None) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from ..domain.errors import NotFound
 from ..domain.ticket import is_ticket_id
@@ -16,7 +17,8 @@ bp = Blueprint(__name__)
 @bp.route("/public/tickets/{ticket_id}", methods=["GET"])
 @json_errors
 def ticket_status(ticket_id: str) -> Response:
-    token = (bp.current_request.query_params or {}).get("token", "")
+    params: Mapping[str, str] = bp.current_request.query_params or {}
+    token = params.get("token", "")
     ticket = get_container().tickets.find(ticket_id) if is_ticket_id(ticket_id) and token else None
     # A wrong token and a missing ticket answer the same, so ids cannot be probed.
     if ticket is None or not hmac.compare_digest(ticket.public_token.encode(), token.encode()):

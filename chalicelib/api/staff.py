@@ -1,16 +1,16 @@
 """The staff API under /api: tickets and their actions, the signed-in member, the staff directory."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from ..domain.errors import PermissionDenied, ValidationError
 from ..services.tickets import Actor
 from ..wiring import get_container
 from .auth import ANY_STAFF, ASSIGNERS, WORKERS, TokenVerifier, require
-from .errors import json_body, json_errors, json_response
+from .errors import json_body, json_errors, json_response, raw_body
 
 bp = Blueprint(__name__)
 
@@ -50,7 +50,7 @@ def staff_list() -> Response:
 @json_errors
 def list_tickets() -> Response:
     actor = _actor()
-    params = bp.current_request.query_params or {}
+    params: Mapping[str, str] = bp.current_request.query_params or {}
     limit_text = params.get("limit", "50")
     if not limit_text.isdigit():
         raise ValidationError("limit must be a whole number")
@@ -71,7 +71,7 @@ def get_ticket(ticket_id: str) -> Response:
 
 
 def _body() -> dict[str, object]:
-    return json_body(bp.current_request.raw_body)
+    return json_body(raw_body(bp.current_request))
 
 
 @bp.route("/api/tickets/{ticket_id}/ack", methods=["POST"])

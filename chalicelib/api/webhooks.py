@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from ..channels import generic
 from ..wiring import get_container
-from .errors import json_errors, json_response
+from .errors import json_errors, json_response, raw_body
 
 bp = Blueprint(__name__)
 JSON_TYPES = ["application/json", "text/plain", "application/octet-stream"]
@@ -18,7 +18,7 @@ JSON_TYPES = ["application/json", "text/plain", "application/octet-stream"]
 def generic_webhook(source: str) -> Response:
     container = get_container()
     request = bp.current_request
-    body: bytes = request.raw_body or b""
+    body = raw_body(request)
     now = container.clock.now()
     generic.verify(
         container.settings.webhook_secrets,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import InvalidTransition, ValidationError
@@ -117,7 +117,7 @@ def is_ticket_id(text: str) -> bool:
 
 def iso(at: datetime) -> str:
     """UTC ISO 8601 with microseconds and a `Z`: sortable as text, the format of every stored time."""
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_iso(text: str) -> datetime:

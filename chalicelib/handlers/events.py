@@ -1,4 +1,5 @@
 """Parsing of Lambda event shapes (DynamoDB stream, SQS, SNS) into plain Python values."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def stream_changes(event: dict[str, Any]) -> list[Change]:
     for record in event.get("Records", []):
         data = record.get("dynamodb", {})
         changes.append(
-            Change(event=record.get("eventName", ""), new=_image(data.get("NewImage")), old=_image(data.get("OldImage")))
+            Change(
+                event=record.get("eventName", ""), new=_image(data.get("NewImage")), old=_image(data.get("OldImage"))
+            )
         )
     return changes
 

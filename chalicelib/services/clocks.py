@@ -1,4 +1,5 @@
 """What happens when a clock's deadline passes: escalation up the ladder, and the reconciliation sweep."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -109,7 +110,9 @@ class EscalationService:
         ticket.attributes["breaches"] = int(ticket.attributes.get("breaches", 0)) + 1
         if breach.clock == clock_rules.ACK and target and ticket.is_open:
             if ticket.can("assign"):
-                ticket.apply("assign", now, "system", assignee=target.id, previous=previous or None, reason="escalation")
+                ticket.apply(
+                    "assign", now, "system", assignee=target.id, previous=previous or None, reason="escalation"
+                )
                 ticket.assignee = target.id
             if level < len(clock_rules.ACK_LADDER) - 1:
                 clock_rules.on_assigned(ticket, now, self.policy, level=level)

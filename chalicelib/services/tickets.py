@@ -52,7 +52,7 @@ class TicketActions:
             raise ValidationError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
-        return self.tickets.list(TicketFilter(status=status, assignee=assignee), limit, cursor)
+        return self.tickets.list_page(TicketFilter(status=status, assignee=assignee), limit, cursor)
 
     def _change(self, ticket_id: str, change: Callable[[Ticket], None]) -> Ticket:
         for _attempt in range(self.attempts):

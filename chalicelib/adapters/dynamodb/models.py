@@ -232,25 +232,18 @@ class StaffItem(KefuItem, discriminator="staff"):
     by_list = ListIndex()
 
 
-ALL_MODELS: tuple[type[KefuItem], ...] = (
-    KefuItem,
-    TicketItem,
-    MessageItem,
-    NoteItem,
-    EventItem,
-    ClockItem,
-    CounterItem,
-    DedupeItem,
-    CustomerItem,
-    IdentityItem,
-    StaffItem,
-)
+def _all_models() -> list[type[KefuItem]]:
+    found: list[type[KefuItem]] = [KefuItem]
+    for model in found:
+        found.extend(model.__subclasses__())
+    return found
 
 
 def bind_models(table_name: str, region: str, endpoint_url: str = "") -> None:
-    """Points every model at the configured table, region and endpoint (moto locally)."""
-    for model in ALL_MODELS:
-        model.Meta.table_name = table_name
-        model.Meta.region = region
-        model.Meta.host = endpoint_url or None
+    """Points every model (including ones other modules define later) at the table, region and endpoint."""
+    KefuItem.Meta.table_name = table_name
+    KefuItem.Meta.region = region
+    setattr(KefuItem.Meta, "host", endpoint_url or None)  # noqa: B010 - PynamoDB reads Meta.host
+    for model in _all_models():
+        setattr(model, "Meta", KefuItem.Meta)  # noqa: B010
         model._connection = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -220,7 +220,7 @@ class DynamoTicketRepository:
                             sk="DEDUPE",
                             ticket_id=dedupe.ticket_id,
                             message_id=dedupe.message_id,
-                            expires_at=datetime.fromtimestamp(dedupe_ttl, timezone.utc) if dedupe_ttl else None,
+                            expires_at=datetime.fromtimestamp(dedupe_ttl, UTC) if dedupe_ttl else None,
                         ),
                         condition=DedupeItem.pk.does_not_exist(),
                     )
@@ -256,7 +256,7 @@ class DynamoTicketRepository:
             raise NotFound(f"no message {message.id} on ticket {ticket_id}") from exc
 
     # --- listings -------------------------------------------------------------------------
-    def list(self, flt: TicketFilter, limit: int, cursor: str | None) -> TicketPage:
+    def list_page(self, flt: TicketFilter, limit: int, cursor: str | None) -> TicketPage:
         last_key = _decode_cursor(cursor)
         if flt.assignee:
             condition = TicketItem.assignee_sk.startswith(f"{flt.status}#") if flt.status else None
@@ -391,7 +391,7 @@ class DynamoTicketRepository:
             region=item.region or "",
             order_id=item.order_id or "",
             public_token=item.public_token or "",
-            linked_tickets=list(item.linked_tickets or []),
+            linked_tickets=[str(v) for v in (item.linked_tickets or [])],
             work_order_id=item.work_order_id or "",
             first_response_at=item.first_response_at or "",
             acknowledged_at=item.acknowledged_at or "",
@@ -463,7 +463,7 @@ class DynamoCustomerRepository:
             phone=item.phone or "",
             email=item.email or "",
             tier=item.tier or "normal",
-            identities=list(item.identities or []),
+            identities=[str(v) for v in (item.identities or [])],
             created_at=item.created_at,
             merged_into=item.merged_into or "",
             attributes=dict(item.attributes or {}),
@@ -505,10 +505,10 @@ class DynamoStaffDirectory:
         return StaffRecord(
             id=item.staff_id,
             name=item.name,
-            roles=list(item.roles or []),
+            roles=[str(v) for v in (item.roles or [])],
             team=item.team or "",
-            regions=list(item.regions or []),
-            skills=list(item.skills or []),
+            regions=[str(v) for v in (item.regions or [])],
+            skills=[str(v) for v in (item.skills or [])],
             online=bool(item.online),
             email=item.email or "",
             phone=item.phone or "",
