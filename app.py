@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice import Chalice, Rate
+from chalice.app import Chalice, Rate
 
 from chalicelib.api import admin_page, public, staff, webhooks
 from chalicelib.handlers import jobs
