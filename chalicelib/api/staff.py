@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from chalice.app import Blueprint, Response
 
+from ..channels.staff_logged import parse_staff_ticket
 from ..domain.errors import PermissionDenied, ValidationError
 from ..services.tickets import Actor
 from ..wiring import get_container
@@ -61,6 +62,18 @@ def list_tickets() -> Response:
         status=params.get("status", ""), assignee=assignee, limit=int(limit_text), cursor=params.get("cursor")
     )
     return json_response({"items": [t.summary() for t in page.items], "next_cursor": page.next_cursor})
+
+
+@bp.route("/api/tickets", methods=["POST"])
+@json_errors
+def create_ticket() -> Response:
+    """A ticket logged by staff (walk-in, phone); `Idempotency-Key` makes a retried request land once."""
+    actor = _actor(WORKERS)
+    container = get_container()
+    headers = {k.lower(): v for k, v in bp.current_request.headers.items()}
+    message = parse_staff_ticket(_body(), actor.id, container.clock.now(), headers.get("idempotency-key", ""))
+    result = container.intake.receive(message)
+    return json_response(container.actions.get(result.ticket_id).to_json(), 200 if result.duplicate else 201)
 
 
 @bp.route("/api/tickets/{ticket_id}", methods=["GET"])

@@ -65,7 +65,7 @@ def verify(
         raise AuthenticationError("X-Kefu-Signature does not match", code="bad_signature")
 
 
-def _str(data: Mapping[str, Any], key: str, limit: int = 200) -> str:
+def string_field(data: Mapping[str, Any], key: str, limit: int = 200) -> str:
     value = data.get(key, "")
     if value is None:
         return ""
@@ -87,7 +87,7 @@ def parse(source: str, body: bytes, received_at: datetime) -> InboundMessage:
         raise ValidationError(f"body is not valid JSON: {exc}", code="malformed_json") from exc
     if not isinstance(data, dict):
         raise ValidationError("body must be a JSON object")
-    event_id = _str(data, "event_id")
+    event_id = string_field(data, "event_id")
     if not event_id:
         raise ValidationError("'event_id' is required")
     customer = data.get("customer") or {}
@@ -95,12 +95,12 @@ def parse(source: str, body: bytes, received_at: datetime) -> InboundMessage:
     if not isinstance(customer, dict) or not isinstance(message, dict):
         raise ValidationError("'customer' and 'message' must be objects")
     ref = CustomerRef(
-        external_id=_str(customer, "external_id"),
-        name=_str(customer, "name"),
-        phone=_str(customer, "phone", 40),
-        email=_str(customer, "email", 254).lower(),
-        union_id=_str(customer, "union_id"),
-        member_id=_str(customer, "member_id"),
+        external_id=string_field(customer, "external_id"),
+        name=string_field(customer, "name"),
+        phone=string_field(customer, "phone", 40),
+        email=string_field(customer, "email", 254).lower(),
+        union_id=string_field(customer, "union_id"),
+        member_id=string_field(customer, "member_id"),
     )
     if not any((ref.external_id, ref.phone, ref.email, ref.union_id, ref.member_id)):
         raise ValidationError("'customer' needs at least one of external_id, phone, email, union_id, member_id")
@@ -135,9 +135,9 @@ def parse(source: str, body: bytes, received_at: datetime) -> InboundMessage:
         received_at=received_at,
         attachments=tuple(attachments),
         urgent=urgent,
-        region=_str(data, "region", 64),
-        order_id=_str(data, "order_id", 64),
-        category_hint=_str(data, "category", 32),
-        subject=_str(data, "subject", 300),
-        ticket_hint=_str(data, "ticket_id", 40),
+        region=string_field(data, "region", 64),
+        order_id=string_field(data, "order_id", 64),
+        category_hint=string_field(data, "category", 32),
+        subject=string_field(data, "subject", 300),
+        ticket_hint=string_field(data, "ticket_id", 40),
     )

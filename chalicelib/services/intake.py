@@ -71,7 +71,9 @@ class IntakeService:
         expires = int((now + DEDUPE_RETENTION).timestamp())
         attachments = [{"url": a.url, "type": a.type, "name": a.name} for a in msg.attachments]
         open_tickets = self.tickets.open_tickets_of(customer_id)
-        same_channel = [t for t in open_tickets if t.channel == msg.channel]
+        # A staff-logged request (walk-in, phone) is always a ticket of its own; linked if others are open.
+        logged_by = str(msg.metadata.get("logged_by", ""))
+        same_channel = [] if logged_by else [t for t in open_tickets if t.channel == msg.channel]
         if same_channel:
             ticket = self.tickets.get(same_channel[0].id)
             message = ticket.add_message("in", msg.text, now, "customer", attachments=attachments)
@@ -99,7 +101,9 @@ class IntakeService:
         if msg.category_hint in CATEGORIES:
             ticket.attributes["category_source"] = "hint"
         message = ticket.add_message("in", msg.text, now, "customer", attachments=attachments)
-        ticket.record(now, "customer", "created", channel=msg.channel, source=msg.source, message_id=message.id)
+        ticket.record(
+            now, logged_by or "customer", "created", channel=msg.channel, source=msg.source, message_id=message.id
+        )
         if open_tickets:
             owner = open_tickets[0]
             ticket.linked_tickets.append(owner.id)
