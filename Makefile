@@ -33,11 +33,17 @@ job: setup
 	@test -n "$(NAME)" || (echo "usage: make job NAME=<job>" && exit 2)
 	$(BIN)/python -m local.job $(NAME)
 
+# Offline: the Lambda asset holds the app code only (no PyPI); `make deploy` packages requirements.txt too.
 synth: setup
-	cd infra && ../$(BIN)/python app.py
+	KEFU_INFRA_PACKAGE=$${KEFU_INFRA_PACKAGE:-offline} AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+		$(BIN)/python infra/app.py
+	$(BIN)/cfn-lint --non-zero-exit-code error infra/cdk.out/*.template.json
+	@echo "template: infra/cdk.out/$${KEFU_INFRA_PREFIX:-kefu}.template.json"
 
+# Real AWS (credentials of the target account; see docs/DEPLOY.md). Not run in CI.
+CDK ?= npx --yes aws-cdk@2
 deploy: setup
-	cd infra && npx --yes aws-cdk@2 deploy --app "../$(BIN)/python app.py" --require-approval broadening
+	cd infra && $(CDK) deploy -c kefu:package=full --require-approval broadening $(CDK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache infra/cdk.out
