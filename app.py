@@ -4,10 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, Rate
+from chalice.app import Chalice, Rate, SNSEvent
 
 from chalicelib.api import admin_page, public, staff, webhooks
+from chalicelib.api import customers as customers_api
+from chalicelib.api import knowledge as knowledge_api
+from chalicelib.api import notifications as notifications_api
+from chalicelib.api import triage as triage_api
+from chalicelib.api import work_orders as work_orders_api
+from chalicelib.handlers import email as email_handlers
 from chalicelib.handlers import jobs
+from chalicelib.wiring import get_container
 
 app = Chalice(app_name="kefu", configure_logs=False)
 app.experimental_feature_flags.update(["BLUEPRINTS"])
@@ -17,6 +24,11 @@ app.register_blueprint(webhooks.bp)
 app.register_blueprint(staff.bp)
 app.register_blueprint(public.bp)
 app.register_blueprint(admin_page.bp)
+app.register_blueprint(triage_api.bp)
+app.register_blueprint(customers_api.bp)
+app.register_blueprint(notifications_api.bp)
+app.register_blueprint(work_orders_api.bp)
+app.register_blueprint(knowledge_api.bp)
 
 
 @app.lambda_function(name="table_stream")
@@ -31,6 +43,12 @@ def clock_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return jobs.clock_events(event)
 
 
+@app.on_sns_message(topic="kefu-inbound-email", name="inbound_email")
+def inbound_email(event: SNSEvent) -> dict[str, Any]:
+    """SNS kefu-inbound-email (an SES receipt rule) → threaded, deduplicated email intake."""
+    return email_handlers.inbound_email(event.to_dict())
+
+
 @app.lambda_function(name="outbox_sender")
 def outbox_sender(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS kefu-outbox → the channel's sender; failures retried, then dead-lettered and marked failed."""
@@ -41,3 +59,9 @@ def outbox_sender(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def reconcile_clocks(event: Any) -> dict[str, Any]:
     """Every 5 minutes: fire clocks whose deadline passed without their execution."""
     return jobs.reconcile_clocks()
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="recompute_tiers")
+def recompute_tiers(event: Any) -> dict[str, Any]:
+    """Daily: every spender's tier from trailing-12-month spend (top 10% VIP); open tickets re-prioritised."""
+    return get_container().tiers.recompute()

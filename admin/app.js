@@ -31,7 +31,8 @@
     wait_on_customer: "等待客户", request_approval: "申请审批", approve: "审批通过",
     customer_reply: "客户回复", message: "客户消息", linked: "关联工单", merged: "合并",
     delivery_failed: "发送失败", work_order: "工单派发", sla_breached: "时效超时", categorised: "分类",
-    routed: "分配路由", status: "状态变更"
+    routed: "分配路由", status: "状态变更",
+    triaged: "智能分诊", reclassified: "人工改分类", tier_changed: "客户等级变更"
   };
 
   // ---- tiny DOM helpers (text only) ----
@@ -206,6 +207,65 @@
     if (hashId) selectTicket(hashId);
     if (state.timer) clearInterval(state.timer);
     state.timer = setInterval(autoRefresh, REFRESH_MS);
+    loadNotifications();
+  }
+
+  // ---- notifications (通知): escalations, SLA warnings, urgent alerts — GET /api/notifications ----
+  var notify = { items: [], open: false, timer: null };
+  function notifyBell() {
+    var bell = $("notify-bell");
+    if (bell) return bell;
+    bell = el("button", { type: "button", id: "notify-bell", className: "btn btn-ghost notify-bell",
+      "data-testid": "notify-bell", "aria-label": "通知 Notifications", "aria-expanded": "false" },
+      "🔔", el("span", { id: "notify-count", className: "notify-count", "data-testid": "notify-count", hidden: true }));
+    var panel = el("div", { id: "notify-panel", className: "notify-panel", "data-testid": "notify-panel",
+      role: "dialog", hidden: true });
+    var wrap = el("span", { className: "notify-wrap" }, bell, panel);
+    $("whoami").insertBefore(wrap, $("signout"));
+    bell.addEventListener("click", function () {
+      notify.open = !notify.open;
+      bell.setAttribute("aria-expanded", String(notify.open));
+      show(panel, notify.open);
+      if (notify.open) loadNotifications();
+    });
+    return bell;
+  }
+  function renderNotifications() {
+    notifyBell();
+    var unread = notify.items.filter(function (n) { return !n.read; }).length;
+    var count = $("notify-count");
+    count.textContent = unread > 9 ? "9+" : String(unread);
+    show(count, unread > 0);
+    var panel = $("notify-panel");
+    clear(panel);
+    if (!notify.items.length) {
+      panel.appendChild(el("div", { className: "notify-empty muted" }, "暂无通知 No notifications"));
+      return;
+    }
+    var list = el("ol", { className: "notify-list", "data-testid": "notify-list" });
+    notify.items.forEach(function (n) {
+      var item = el("li", { className: "notify-item" + (n.read ? " read" : ""), "data-testid": "notify-item",
+        "data-id": n.id }, el("div", { className: "notify-title" }, n.title || n.kind),
+        el("div", { className: "notify-at muted" }, new Date(n.at).toLocaleString()));
+      item.addEventListener("click", function () {
+        if (!n.read) {
+          api("POST", "/api/notifications/" + encodeURIComponent(n.id) + "/read", {}).then(function (updated) {
+            n.read = true; n.read_at = updated && updated.read_at; renderNotifications();
+          }, function (err) { handleAuthError(err); });
+        }
+        if (n.ticket_id) window.location.hash = "#/tickets/" + encodeURIComponent(n.ticket_id);
+      });
+      list.appendChild(item);
+    });
+    panel.appendChild(list);
+  }
+  function loadNotifications() {
+    if (!state.token) return;
+    if (!notify.timer) notify.timer = setInterval(loadNotifications, REFRESH_MS);
+    api("GET", "/api/notifications?limit=20").then(function (data) {
+      notify.items = (data && data.items) || [];
+      renderNotifications();
+    }, function (err) { handleAuthError(err); });
   }
 
   // ---- staff (for assign) ----
@@ -213,10 +273,48 @@
     api("GET", "/api/staff").then(function (data) {
       state.staff = (data && data.items) || [];
       renderStaffSelect();
+      syncPresence();
     }, function (err) {
       if (handleAuthError(err)) return;
       state.staff = [];
       renderStaffSelect();
+    });
+  }
+  // ---- presence (在线状态): routing only assigns to staff who are online ----
+  function presenceButton() {
+    var btn = $("presence-toggle");
+    if (!btn) {
+      btn = el("button", { type: "button", className: "btn btn-ghost presence", id: "presence-toggle",
+        "data-testid": "presence-toggle" });
+      btn.addEventListener("click", togglePresence);
+      $("whoami").insertBefore(btn, $("signout"));
+    }
+    return btn;
+  }
+  function renderPresence(online) {
+    var btn = presenceButton();
+    state.online = online;
+    show(btn, true);
+    btn.textContent = online ? "● 在线 Online" : "○ 离线 Offline";
+    btn.setAttribute("aria-pressed", online ? "true" : "false");
+    btn.title = online ? "点击设为离线 Go offline" : "点击设为在线 Go online";
+  }
+  function syncPresence() {
+    var myId = state.me && state.me.id;
+    var mine = state.staff.filter(function (s) { return s.id === myId; })[0];
+    if (mine) renderPresence(!!mine.online);
+    else if ($("presence-toggle")) show($("presence-toggle"), false);
+  }
+  function togglePresence() {
+    var btn = presenceButton();
+    btn.disabled = true;
+    api("PUT", "/api/staff/me/presence", { online: !state.online }).then(function (member) {
+      btn.disabled = false;
+      renderPresence(!!(member && member.online));
+      loadStaff();
+    }, function (err) {
+      btn.disabled = false;
+      if (!handleAuthError(err)) btn.title = "切换失败 Failed: " + err.message;
     });
   }
   function renderStaffSelect() {

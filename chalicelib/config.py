@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import resources
@@ -24,6 +25,14 @@ def _json_object(name: str, raw: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ValidationError(f"{name} must be a JSON object of strings")
     return {str(k): v for k, v in value.items()}
+
+
+def _whole_seconds(name: str, raw: str, default: int) -> int:
+    if not raw.strip():
+        return default
+    if not raw.strip().isdigit() or not 0 < int(raw) <= 900:
+        raise ValidationError(f"{name} must be whole seconds between 1 and 900")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class Settings:
     cognito_client_id: str = ""
     ses_sender: str = resources.SES_IDENTITY
     webhook_clock_skew: int = 300
+    attachments_bucket: str = resources.ATTACHMENTS_BUCKET
+    outbox_backoff_base: int = 10  # seconds; the n-th retry of an outbound send waits base * 2**(n-1)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -102,10 +113,36 @@ class Settings:
             cognito_user_pool_id=e.get("KEFU_COGNITO_USER_POOL_ID", ""),
             cognito_client_id=e.get("KEFU_COGNITO_CLIENT_ID", ""),
             ses_sender=e.get("KEFU_SES_SENDER") or resources.SES_IDENTITY,
+            attachments_bucket=e.get("KEFU_ATTACHMENTS_BUCKET") or resources.ATTACHMENTS_BUCKET,
+            outbox_backoff_base=_whole_seconds("KEFU_OUTBOX_BACKOFF_BASE", e.get("KEFU_OUTBOX_BACKOFF_BASE", ""), 10),
         )
+
+
+def load_ssm_secrets(env: dict[str, str], ssm_client: Any = None) -> dict[str, str]:
+    """Production secrets: SecureString parameters under KEFU_SECRETS_SSM_PATH fill the variables not already set.
+
+    `/kefu/secrets/WECHAT_TOKEN` becomes `WECHAT_TOKEN`. Read once per container, at the first use of settings.
+    """
+    path = env.get("KEFU_SECRETS_SSM_PATH", "")
+    if not path:
+        return env
+    if ssm_client is None:
+        import boto3
+
+        ssm_client = boto3.client("ssm", region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+    filled = dict(env)
+    pages = ssm_client.get_paginator("get_parameters_by_path").paginate(
+        Path=path, WithDecryption=True, Recursive=False
+    )
+    for page in pages:
+        for parameter in page["Parameters"]:
+            name = str(parameter["Name"]).rsplit("/", 1)[-1]
+            if name and not filled.get(name):
+                filled[name] = str(parameter["Value"])
+    return filled
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once on first use (never at import)."""
-    return Settings.from_env()
+    return Settings.from_env(load_ssm_secrets(dict(os.environ)))

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from .domain.ticket import Clock as TicketClock
 from .domain.ticket import Ticket
+from .domain.tiers import SpendRecord
 
 
 class Clock(Protocol):
@@ -155,3 +156,69 @@ class Queue(Protocol):
     """Sends a JSON document to a named queue (SQS in production)."""
 
     def send(self, queue: str, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class Label:
+    """A staff-confirmed (text, category) pair: labelled data for QA and for retraining the classifier."""
+
+    ticket_id: str
+    text: str
+    category: str
+    previous: str
+    at: str
+    actor: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ticket_id": self.ticket_id,
+            "text": self.text,
+            "category": self.category,
+            "previous": self.previous or None,
+            "at": self.at,
+            "by": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class StoredConfig:
+    """An admin-edited JSON document (routing rules, priority rules) and who last changed it."""
+
+    data: Any
+    updated_at: str
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class CustomerTierFacts:
+    """What the tiers job needs of a customer: their current tier and whether they are a member."""
+
+    customer_id: str
+    tier: str
+    member: bool
+
+
+class TriageStore(Protocol):
+    """Triage's own records: labels, config documents, spend, the VIP index, and load/history counts."""
+
+    def add_label(self, label: Label) -> None: ...
+
+    def labels(self, months: Sequence[str], limit: int = 5000) -> list[Label]: ...
+
+    def get_config(self, name: str) -> StoredConfig | None: ...
+
+    def put_config(self, name: str, data: Any, at: datetime, actor: str) -> StoredConfig: ...
+
+    def import_spend(self, records: Sequence[SpendRecord], at: datetime, actor: str) -> bool: ...
+
+    def spend_records(self, months: Sequence[str]) -> list[SpendRecord]: ...
+
+    def customer_tier_facts(self, customer_ids: Sequence[str]) -> dict[str, CustomerTierFacts]: ...
+
+    def tier_holders(self, tier: str) -> list[str]: ...
+
+    def set_tier(self, customer_id: str, tier: str, at: datetime) -> None: ...
+
+    def customer_tickets_since(self, customer_id: str, since: datetime) -> list[Ticket]: ...
+
+    def open_ticket_count(self, assignee: str) -> int: ...

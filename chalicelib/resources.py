@@ -49,6 +49,11 @@ STATE_MACHINES = {
 # Scheduled jobs: app.py handler name -> rate in minutes.
 SCHEDULES = {
     "reconcile_clocks": 5,
+    "recompute_tiers": 1440,
 }
 
 SES_IDENTITY = "support@kefu.example.com"
+
+# S3 buckets: inbound email attachments (and SES S3-action mail) are stored here.
+ATTACHMENTS_BUCKET = "kefu-attachments"
+BUCKETS = (ATTACHMENTS_BUCKET,)

@@ -6,14 +6,37 @@ from functools import cached_property
 from pynamodb.connection import Connection
 
 from .adapters.aws import AwsClients, SnsPublisher, SqsQueue, StepFunctionsTimers
+from .adapters.dynamodb.channel_store import DynamoAccessTokenStore, DynamoChannelStore, DynamoCustomerLedger
 from .adapters.dynamodb.models import bind_models
+from .adapters.dynamodb.notifications import DynamoClockMarks, DynamoNotificationStore
 from .adapters.dynamodb.repository import DynamoCustomerRepository, DynamoStaffDirectory, DynamoTicketRepository
+from .adapters.dynamodb.triage_store import DynamoTriageStore
+from .adapters.s3_attachments import S3AttachmentStore
+from .channels.email import SesSender
+from .channels.generic_sender import GenericCallbackSender
+from .channels.http import UrllibHttpClient
+from .channels.twilio import TwilioSender
+from .channels.wechat import WeChatSender
 from .config import Settings, get_settings
 from .ports import Clock, Publisher, Queue, SystemClock, Timers
+from .services.channel_events import CallRecordings, ChannelEventService, EmailIntake
 from .services.clocks import ClockSweep, EscalationService
+from .services.customers import CustomerAdmin
 from .services.effects import EffectsDispatcher
 from .services.intake import IntakeService
+from .services.knowledge import KnowledgeService
+from .services.notifications import NotificationService
+from .services.outbox import (
+    ContactBook,
+    EmailChannelSender,
+    OutboxService,
+    SmsChannelSender,
+    WeChatChannelSender,
+)
 from .services.tickets import TicketActions
+from .services.tiers import TierService
+from .services.triage import ClassifierSource, RuleBook, TriageService
+from .services.work_orders import WorkOrderService
 
 
 class Container:
@@ -54,7 +77,9 @@ class Container:
 
     @cached_property
     def timers(self) -> Timers:
-        return StepFunctionsTimers(self.aws, f"{self.settings.resource_prefix}-clock")
+        return StepFunctionsTimers(
+            self.aws, f"{self.settings.resource_prefix}-clock", policy=self.settings.sla_policy
+        )
 
     @cached_property
     def intake(self) -> IntakeService:
@@ -70,11 +95,166 @@ class Container:
 
     @cached_property
     def sweep(self) -> ClockSweep:
-        return ClockSweep(self.tickets, self.publisher, self.clock)
+        return ClockSweep(self.tickets, self.publisher, self.clock, self.settings.sla_policy, self.clock_marks)
+
+    @cached_property
+    def clock_marks(self) -> DynamoClockMarks:
+        return DynamoClockMarks(self.aws.client("dynamodb"), self.settings.table_name)
+
+    @cached_property
+    def notification_store(self) -> DynamoNotificationStore:
+        self.tickets  # noqa: B018 - binds the models
+        return DynamoNotificationStore(
+            Connection(region=self.settings.region, host=self.settings.endpoint_url or None)
+        )
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        return NotificationService(self.notification_store, self.publisher, self.clock, self.settings.zone)
 
     @cached_property
     def effects(self) -> EffectsDispatcher:
-        return EffectsDispatcher(self.timers, self.queue)
+        return EffectsDispatcher(
+            self.timers,
+            self.queue,
+            event_handlers={
+                "created": lambda image: self.triage.on_created(image),
+                "routed": lambda image: self.triage.on_routed(image),
+                "escalated": lambda image: self.notifications.on_timeline_entry(image),
+                "clock_warning": lambda image: self.notifications.on_timeline_entry(image),
+                "urgent_alert": lambda image: self.notifications.on_timeline_entry(image),
+                "customer_reply": lambda image: self.actions.on_customer_reply(image),
+            },
+        )
+
+    @cached_property
+    def triage_store(self) -> DynamoTriageStore:
+        self.tickets  # noqa: B018 - binds the models
+        return DynamoTriageStore()
+
+    @cached_property
+    def rulebook(self) -> RuleBook:
+        return RuleBook(self.triage_store)
+
+    @cached_property
+    def classifiers(self) -> ClassifierSource:
+        return ClassifierSource(self.triage_store, self.clock)
+
+    @cached_property
+    def triage(self) -> TriageService:
+        return TriageService(
+            self.tickets,
+            self.customers,
+            self.staff,
+            self.triage_store,
+            self.rulebook,
+            self.classifiers,
+            self.publisher,
+            self.clock,
+            self.settings.sla_policy,
+            inbox=self.notification_store,
+        )
+
+    @cached_property
+    def tiers(self) -> TierService:
+        return TierService(self.triage_store, self.tickets, self.triage, self.clock, self.settings.zone)
+
+    # --- channels in and out, and the unified customer (docs/CHANNELS.md) ---------------------
+    @cached_property
+    def channel_store(self) -> DynamoChannelStore:
+        self.tickets  # noqa: B018 - binds the models
+        return DynamoChannelStore()
+
+    @cached_property
+    def customer_ledger(self) -> DynamoCustomerLedger:
+        self.tickets  # noqa: B018 - binds the models
+        return DynamoCustomerLedger()
+
+    @cached_property
+    def attachments(self) -> S3AttachmentStore:
+        return S3AttachmentStore(self.aws, self.settings.attachments_bucket)
+
+    @cached_property
+    def channel_events(self) -> ChannelEventService:
+        return ChannelEventService(self.customers, self.customer_ledger, self.channel_store, self.tickets, self.clock)
+
+    @cached_property
+    def call_recordings(self) -> CallRecordings:
+        return CallRecordings(self.tickets, self.channel_store, self.clock)
+
+    @cached_property
+    def email_intake(self) -> EmailIntake:
+        return EmailIntake(
+            self.intake, self.channel_events, self.channel_store, self.attachments, self.tickets, self.clock
+        )
+
+    @cached_property
+    def customer_admin(self) -> CustomerAdmin:
+        return CustomerAdmin(self.customers, self.customer_ledger, self.tickets, self.clock)
+
+    @cached_property
+    def outbox(self) -> OutboxService:
+        settings, http = self.settings, UrllibHttpClient()
+        contacts = ContactBook(self.customers)
+        wechat = WeChatSender(
+            settings.wechat_app_id,
+            settings.wechat_app_secret,
+            settings.wechat_api_base,
+            http,
+            DynamoAccessTokenStore("wechat"),
+            self.clock.now,
+        )
+        sms = SmsChannelSender(
+            TwilioSender(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                settings.twilio_from_number,
+                settings.twilio_api_base,
+                http,
+            ),
+            contacts,
+        )
+        email = EmailChannelSender(
+            SesSender(lambda: self.aws.client("ses")),
+            self.channel_store,
+            contacts,
+            settings.ses_sender,
+            settings.region,
+            self.clock.now,
+        )
+        self.tickets  # noqa: B018 - binds the models (the token store is one)
+        return OutboxService(
+            self.tickets,
+            {"WECHAT": WeChatChannelSender(wechat, contacts), "SMS": sms, "HOTLINE": sms, "EMAIL": email},
+            GenericCallbackSender(settings.webhook_callbacks, settings.webhook_secrets, http),
+            callback_sources=settings.webhook_callbacks.keys(),
+        )
+
+    @cached_property
+    def work_orders(self) -> WorkOrderService:
+        """After-sales work orders, devices and spare-part stock (docs/WORK_ORDERS.md)."""
+        from .adapters.dynamodb.work_orders_store import DynamoWorkOrderStore
+
+        self.tickets  # noqa: B018 - binds the models
+        store = DynamoWorkOrderStore(Connection(region=self.settings.region, host=self.settings.endpoint_url or None))
+        return WorkOrderService(store, self.tickets, self.staff, self.publisher, self.clock, self.settings.zone)
+
+    @cached_property
+    def knowledge(self) -> KnowledgeService:
+        """The knowledge base and the FAQ bot (docs/KNOWLEDGE.md); the published articles cached ~60 s."""
+        from .adapters.dynamodb.knowledge_store import DynamoKnowledgeStore
+
+        self.tickets  # noqa: B018 - binds the models
+        store = DynamoKnowledgeStore(Connection(region=self.settings.region, host=self.settings.endpoint_url or None))
+        threshold = float(getattr(self.settings, "bot_confidence_threshold", 0.45))
+        return KnowledgeService(
+            store,
+            self.intake,
+            self.tickets,
+            self.clock,
+            public_base_url=self.settings.public_base_url,
+            threshold=threshold,
+        )
 
 
 _container: Container | None = None

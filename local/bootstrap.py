@@ -89,6 +89,12 @@ def bootstrap(aws: AwsClients, table_name: str = resources.TABLE_NAME, local_que
     ses = aws.client("ses")
     ses.verify_email_identity(EmailAddress=resources.SES_IDENTITY)
     ses.verify_domain_identity(Domain=resources.SES_IDENTITY.split("@", 1)[1])
+    s3 = aws.client("s3")
+    for bucket in resources.BUCKETS:
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except s3.exceptions.ClientError:
+            s3.create_bucket(Bucket=bucket)
     return stack
 
 

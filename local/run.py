@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from .environment import API_HOST, API_PORT, MOTO_HOST, MOTO_PORT, apply, local_
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Handlers fed by the stream and by SNS topics that invoke Lambda directly in production.
+LOCAL_HANDLERS = ("table_stream", "inbound_email")
 logger = logging.getLogger("kefu.local")
 
 
@@ -100,6 +103,7 @@ def main() -> None:
         children.append(start_moto(env))
         # Imported only now: the app and its clients see the local environment.
         import app as kefu_app
+        from chalicelib import resources
         from chalicelib.adapters.aws import AwsClients
         from chalicelib.config import Settings
         from chalicelib.wiring import Container, set_container
@@ -118,7 +122,7 @@ def main() -> None:
         children.append(start_api(env))
         handlers = {
             name: getattr(kefu_app, name)
-            for name in ("table_stream", "clock_events", "outbox_sender", "reconcile_clocks", "inbound_email")
+            for name in (*{q.handler for q in resources.QUEUES}, *LOCAL_HANDLERS, *resources.SCHEDULES)
             if hasattr(kefu_app, name)
         }
         pump = EventPump(aws, stack, handlers)
@@ -132,7 +136,11 @@ def main() -> None:
         for member in DEMO_STAFF:
             print(f"    {member.id:<12} {','.join(member.roles):<14} {staff_token(settings.local_jwt_secret, member)}")
         print("Ctrl-C stops everything.\n" + "=" * 72, flush=True)
+        parent = os.getppid()
         while not stopping:
+            if os.getppid() != parent:
+                logger.error("the process that started the stack is gone; stopping")  # no orphaned stacks
+                break
             if any(child.poll() is not None for child in children):
                 logger.error("a child process exited; stopping")
                 break

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from chalicelib.domain.messages import CustomerRef, InboundMessage
+from chalicelib.domain.tiers import SpendRecord
+from chalicelib.services.knowledge import seed_demo_articles
 from chalicelib.services.tickets import Actor
+from chalicelib.services.work_orders import seed_demo as seed_work_orders_demo
 from chalicelib.wiring import Container
 
 from .demo import DEMO_STAFF
@@ -33,7 +37,17 @@ DEMO_REQUESTS = (
         "在门店买的空气净化器不工作了,想申请维修",
     ),
     ("DOUYIN", "douyin", "demo-douyin-1", CustomerRef(external_id="dy-4004", name="赵六"), "客服态度太差了,我要投诉!"),
+    (
+        "WECHAT",
+        "wechat",
+        "demo-wechat-vip-1",
+        CustomerRef(external_id="o-demo-vip-5005", name="钱七"),
+        "你们的产品质量太差了,三天都没人管,再不处理我就找媒体曝光!",
+    ),
 )
+# Trailing-12-month spend per demo customer (by request index): the WeChat customer is the top 10% → VIP.
+DEMO_SPEND = {0: "1800", 1: "560", 2: "3200", 3: "240", 4: "128000"}
+DEMO_ACCOUNT_MANAGER = "manager1"
 
 
 def seed(container: Container) -> list[str]:
@@ -53,6 +67,9 @@ def seed(container: Container) -> list[str]:
             )
         )
         ids.append(result.ticket_id)
+    seed_tiers(container, ids)
+    seed_demo_articles(container)  # the demo FAQ the bot answers from (docs/KNOWLEDGE.md)
+    seed_work_orders_demo(container.work_orders)  # engineer skills, spare parts, devices (docs/WORK_ORDERS.md)
     supervisor = Actor("supervisor1", ("supervisor",))
     first = container.actions.get(ids[0])
     if first.status == "new":
@@ -60,3 +77,13 @@ def seed(container: Container) -> list[str]:
         container.actions.ack(ids[0], Actor("agent1", ("agent",)))
         container.actions.reply(ids[0], Actor("agent1", ("agent",)), "您好,已为您查询,订单今天下午发出。")
     return ids
+
+
+def seed_tiers(container: Container, ticket_ids: list[str]) -> None:
+    """Demo spend → the tiers job (the WeChat customer becomes VIP, with an account manager) before triage runs."""
+    customers = {index: container.tickets.get(ticket_id).customer_id for index, ticket_id in enumerate(ticket_ids)}
+    day = (container.clock.now().astimezone(container.settings.zone) - timedelta(days=30)).date()
+    records = [SpendRecord(customers[index], Decimal(amount), day) for index, amount in DEMO_SPEND.items()]
+    container.tiers.import_spend(records, Actor("admin1", ("admin",)))
+    container.tiers.recompute()
+    container.triage_store.set_customer_attribute(customers[4], "account_manager", DEMO_ACCOUNT_MANAGER)

@@ -44,9 +44,10 @@ class MotoStack:
     def pump(self, handlers: dict[str, Any] | None = None) -> Any:
         """An EventPump over this stack calling app.py's handlers (import app lazily)."""
         import app as kefu_app
+        from chalicelib import resources
         from local.pump import EventPump
 
-        names = ("table_stream", "clock_events", "outbox_sender", "reconcile_clocks", "inbound_email")
+        names = ("table_stream", "inbound_email", *{q.handler for q in resources.QUEUES}, *resources.SCHEDULES)
         table = handlers or {n: getattr(kefu_app, n) for n in names if hasattr(kefu_app, n)}
         return EventPump(self.aws, self.stack, table)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +11,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ..domain import clock_rules
+from ..domain.sla import SlaPolicy
 from ..domain.ticket import Clock, parse_iso
 
 logger = logging.getLogger(__name__)
@@ -84,29 +86,56 @@ def execution_name(ticket_id: str, clock_name: str, version: int) -> str:
     return f"{ticket_id}-{clock_name}-{version}"[:80]
 
 
-class StepFunctionsTimers:
-    """Timers over one Step Functions state machine: a named execution per clock run."""
+def wait_timestamp(at: datetime) -> str:
+    """A Wait state's timestamp: whole seconds, rounded up (never fire early), with a `Z`."""
+    at = at.astimezone(UTC)
+    if at.microsecond:
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def __init__(self, aws: AwsClients, state_machine: str = "kefu-clock", arn: str = "") -> None:
+
+class StepFunctionsTimers:
+    """Timers over one Step Functions state machine: a named execution per clock run.
+
+    The input carries the deadline (`due_at`), the warning time (`warn_at`, first_response/resolution at
+    level 0, from the policy's calendars) and `announce` for clocks someone must hear of at once (urgent).
+    """
+
+    def __init__(
+        self, aws: AwsClients, state_machine: str = "kefu-clock", arn: str = "", policy: SlaPolicy | None = None
+    ) -> None:
         self.aws = aws
         self.state_machine = state_machine
         self._arn = arn
+        self.policy = policy
 
     @property
     def arn(self) -> str:
         return self._arn or self.aws.state_machine_arn(self.state_machine)
 
-    def start(self, ticket_id: str, clock: Clock) -> None:
-        due = parse_iso(clock.due_at)
-        if due.microsecond:  # Wait timestamps are whole seconds: round up, never fire early
-            due = due.replace(microsecond=0) + timedelta(seconds=1)
+    def run_input(self, ticket_id: str, clock: Clock) -> dict[str, Any]:
+        """The execution input of one clock run."""
+        due = wait_timestamp(parse_iso(clock.due_at))
         payload: dict[str, Any] = {
             "ticket_id": ticket_id,
             "clock": clock.name,
             "version": clock.version,
             "level": clock.level,
-            "due_at": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started_at": clock.started_at,
+            "due_at": due,
+            "warn": False,
+            "warn_at": due,
+            "announce": clock.name in clock_rules.ANNOUNCED and clock.level == 0,
         }
+        if self.policy is not None:
+            warn = clock_rules.warning_at(clock_rules.channel_of(ticket_id), clock, self.policy)
+            warn_at = warn.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if warn else ""  # whole seconds, down
+            if warn_at and warn_at < due:
+                payload.update(warn=True, warn_at=warn_at)
+        return payload
+
+    def start(self, ticket_id: str, clock: Clock) -> None:
+        payload = self.run_input(ticket_id, clock)
         try:
             self.aws.client("stepfunctions").start_execution(
                 stateMachineArn=self.arn,

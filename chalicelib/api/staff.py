@@ -112,8 +112,8 @@ def note(ticket_id: str) -> Response:
 @bp.route("/api/tickets/{ticket_id}/assign", methods=["POST"])
 @json_errors
 def assign(ticket_id: str) -> Response:
-    body = _body()
     actor = _actor(WORKERS)
+    body = _body()
     if not ASSIGNERS.intersection(actor.roles) and body.get("assignee") != actor.id:
         raise PermissionDenied("only supervisors, managers and admins assign to others; you may take it yourself")
     return json_response(get_container().actions.assign(ticket_id, actor, body.get("assignee")).to_json())

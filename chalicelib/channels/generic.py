@@ -55,13 +55,13 @@ def verify(
     if not secret:
         raise AuthenticationError(f"unknown webhook source {source!r}", code="unknown_source")
     timestamp = lowered.get("x-kefu-timestamp", "")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise AuthenticationError("X-Kefu-Timestamp must be unix seconds", code="bad_timestamp")
     if abs(now.timestamp() - int(timestamp)) > tolerance:
         raise AuthenticationError(f"X-Kefu-Timestamp is more than {tolerance} s from now", code="stale_timestamp")
     expected = sign(secret, timestamp, body)
     offered = [part.strip() for part in lowered.get("x-kefu-signature", "").split(",")]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in offered if candidate):
+    if not any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in offered if candidate):
         raise AuthenticationError("X-Kefu-Signature does not match", code="bad_signature")
 
 

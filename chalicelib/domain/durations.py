@@ -18,12 +18,17 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValidationError(f"not an ISO 8601 duration (like PT30M or P1DT2H): {text!r}")
     parts = {name: float(value) for name, value in match.groupdict().items() if value}
-    return timedelta(**parts)
+    try:
+        return timedelta(**parts)
+    except OverflowError as exc:
+        raise ValidationError(f"duration {text!r} is too large") from exc
 
 
 def format_duration(delta: timedelta) -> str:
     """30 minutes → `PT30M`; the inverse of parse_duration for whole seconds."""
     total = int(delta.total_seconds())
+    if total < 0:
+        raise ValidationError(f"cannot format a negative duration: {delta}")
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)

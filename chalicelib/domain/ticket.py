@@ -97,22 +97,22 @@ CLOCK_RUNNING, CLOCK_SATISFIED, CLOCK_BREACHED, CLOCK_STOPPED, CLOCK_PAUSED = (
     "paused",
 )
 
-TICKET_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,19}-\d{8}-\d{6}$")
-CHANNEL_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,19}$")
+TICKET_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,19}-[0-9]{8}-[0-9]{6}\Z")
+CHANNEL_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,19}\Z")
 
 
 def format_ticket_id(channel: str, day: str, serial: int) -> str:
     """`WECHAT`, `20261123`, 42 → `WECHAT-20261123-000042`."""
-    if not CHANNEL_CODE.match(channel):
+    if not CHANNEL_CODE.fullmatch(channel):
         raise ValidationError(f"channel code {channel!r} must be upper-case letters and digits")
-    if not (len(day) == 8 and day.isdigit()) or not 0 < serial <= 999_999:
+    if not (len(day) == 8 and day.isascii() and day.isdigit()) or not 0 < serial <= 999_999:
         raise ValidationError(f"cannot format a ticket id from day={day!r} serial={serial}")
     return f"{channel}-{day}-{serial:06d}"
 
 
 def is_ticket_id(text: str) -> bool:
     """True for a string of the `CHANNEL-YYYYMMDD-NNNNNN` shape."""
-    return bool(TICKET_ID.match(text))
+    return bool(TICKET_ID.fullmatch(text))
 
 
 def iso(at: datetime) -> str:

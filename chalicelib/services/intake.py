@@ -71,6 +71,11 @@ class IntakeService:
         expires = int((now + DEDUPE_RETENTION).timestamp())
         attachments = [{"url": a.url, "type": a.type, "name": a.name} for a in msg.attachments]
         open_tickets = self.tickets.open_tickets_of(customer_id)
+        for merged in self.customer_service.family(customer_id)[1:]:  # customers staff merged into this one
+            open_tickets += self.tickets.open_tickets_of(merged)
+        threaded = self._threaded_ticket(msg)
+        if threaded is not None and threaded.status != "closed":
+            return self._join_thread(threaded, msg, attachments, expires)
         # A staff-logged request (walk-in, phone) is always a ticket of its own; linked if others are open.
         logged_by = str(msg.metadata.get("logged_by", ""))
         same_channel = [] if logged_by else [t for t in open_tickets if t.channel == msg.channel]
@@ -109,7 +114,30 @@ class IntakeService:
             ticket.linked_tickets.append(owner.id)
             ticket.attributes["linked_owner"] = owner.assignee
             ticket.record(now, "system", "linked", ticket=owner.id, reason="customer has an open ticket")
+            if owner.assignee:  # one customer, one owner: the linked request goes to the open ticket's assignee
+                ticket.assignee, ticket.team = owner.assignee, owner.team
+                ticket.apply("assign", now, "system", assignee=owner.assignee, reason="owner of linked ticket")
+        if threaded is not None and threaded.id not in ticket.linked_tickets:
+            ticket.linked_tickets.append(threaded.id)
+            ticket.record(now, "system", "linked", ticket=threaded.id, reason="reply to a closed ticket")
         self.tickets.create(ticket, dedupe=DedupeRecord(msg.dedupe_key, ticket.id, message.id), dedupe_ttl=expires)
         return IntakeResult(
             ticket_id=ticket.id, message_id=message.id, duplicate=False, created=True, public_token=ticket.public_token
         )
+
+    def _threaded_ticket(self, msg: InboundMessage) -> Ticket | None:
+        """The ticket an email reply threads onto (the email handler resolved its In-Reply-To/References)."""
+        if not msg.ticket_hint or not msg.thread_refs:
+            return None
+        return self.tickets.find(msg.ticket_hint)
+
+    def _join_thread(
+        self, ticket: Ticket, msg: InboundMessage, attachments: list[dict[str, str]], expires: int
+    ) -> IntakeResult:
+        """A reply joins its thread's ticket; a resolved ticket is reopened by it (customer_reply)."""
+        now = self.clock.now()
+        message = ticket.add_message("in", msg.text, now, "customer", attachments=attachments, channel=msg.channel)
+        ticket.apply("customer_reply", now, "customer", message_id=message.id, channel=msg.channel, threaded=True)
+        ticket.resolved_at = ""  # a reply to a resolved ticket reopens it
+        self.tickets.save(ticket, dedupe=DedupeRecord(msg.dedupe_key, ticket.id, message.id), dedupe_ttl=expires)
+        return IntakeResult(ticket_id=ticket.id, message_id=message.id, duplicate=False)

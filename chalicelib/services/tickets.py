@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..domain import clock_rules
 from ..domain.errors import ConflictError, NotFound, ValidationError
 from ..domain.sla import SlaPolicy
-from ..domain.ticket import STATUS_ACTIONS, STATUSES, Ticket, is_ticket_id, iso
+from ..domain.ticket import STATUS_ACTIONS, STATUSES, Ticket, is_ticket_id, iso, parse_iso
 from ..ports import Clock, StaffDirectory, TicketFilter, TicketPage, TicketRepository
+from .notifications import stream_detail
 
 MAX_REPLY = 5_000
 MAX_PAGE = 100
@@ -73,6 +75,7 @@ class TicketActions:
                 t.assignee = actor.id
             t.acknowledged_at = iso(now)
             clock_rules.on_acknowledged(t, now)
+            clock_rules.on_work_accepted(t, now, self.policy)
 
         return self._change(ticket_id, change)
 
@@ -88,6 +91,7 @@ class TicketActions:
             if not t.first_response_at:
                 t.first_response_at = iso(now)
             clock_rules.on_acknowledged(t, now)
+            clock_rules.on_replied(t, now, self.policy)
 
         return self._change(ticket_id, change)
 
@@ -116,6 +120,7 @@ class TicketActions:
             if member.team:
                 t.team = member.team
             clock_rules.on_assigned(t, now, self.policy)
+            clock_rules.on_status_changed(t, now, self.policy)
 
         return self._change(ticket_id, change)
 
@@ -133,6 +138,7 @@ class TicketActions:
         def change(t: Ticket) -> None:
             now = self.clock.now()
             t.apply(action, now, actor.id)
+            clock_rules.on_status_changed(t, now, self.policy)
             if status == "closed":
                 clock_rules.on_closed(t, now)
 
@@ -152,5 +158,18 @@ class TicketActions:
             now = self.clock.now()
             t.apply("reopen", now, actor.id)
             t.resolved_at = ""
+            clock_rules.on_work_accepted(t, now, self.policy)
 
         return self._change(ticket_id, change)
+
+    def on_customer_reply(self, image: dict[str, Any]) -> None:
+        """A customer's reply took the ticket out of waiting_on_customer (EVT# insert): resume its clocks then."""
+        if stream_detail(image).get("from") != clock_rules.WAITING:
+            return
+        resumed_at = parse_iso(str(image["at"]))
+
+        def change(t: Ticket) -> None:
+            if t.status != clock_rules.WAITING:
+                clock_rules.on_resumed(t, resumed_at, self.policy)
+
+        self._change(str(image["ticket_id"]), change)

@@ -17,6 +17,7 @@ from pynamodb.exceptions import (
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
+from ... import resources
 from ...domain.errors import ConflictError, NotFound, ValidationError
 from ...domain.ticket import CLOCK_BREACHED, CLOCK_RUNNING, Clock, Message, Note, Ticket, TimelineEntry, iso
 from ...ports import Customer, DedupeRecord, StaffRecord, TicketFilter, TicketPage
@@ -93,6 +94,21 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise ValidationError("cursor is not one this API issued")
     return value
+
+
+def _ticket_cursor(cursor: str | None, index: str, partition: str) -> dict[str, Any] | None:
+    """A ticket listing's cursor: refused (400) unless it is a start key of this index and partition."""
+    last_key = _decode_cursor(cursor)
+    if last_key is None:
+        return None
+    hash_key, range_key = resources.GSIS[index]
+    if (
+        set(last_key) != {"pk", "sk", hash_key, range_key}
+        or not all(set(v) == {"S"} and isinstance(v["S"], str) for v in last_key.values())
+        or last_key[hash_key]["S"] != partition
+    ):
+        raise ValidationError("cursor is not one this API issued")
+    return last_key
 
 
 class DynamoTicketRepository:
@@ -257,7 +273,6 @@ class DynamoTicketRepository:
 
     # --- listings -------------------------------------------------------------------------
     def list_page(self, flt: TicketFilter, limit: int, cursor: str | None) -> TicketPage:
-        last_key = _decode_cursor(cursor)
         if flt.assignee:
             condition = TicketItem.assignee_sk.startswith(f"{flt.status}#") if flt.status else None
             result = TicketItem.by_assignee.query(
@@ -265,19 +280,28 @@ class DynamoTicketRepository:
                 range_key_condition=condition,
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=last_key,
+                last_evaluated_key=_ticket_cursor(cursor, "gsi_assignee", f"ASSIGNEE#{flt.assignee}"),
             )
         elif flt.status:
             result = TicketItem.by_status.query(
-                f"STATUS#{flt.status}", scan_index_forward=True, limit=limit, last_evaluated_key=last_key
+                f"STATUS#{flt.status}",
+                scan_index_forward=True,
+                limit=limit,
+                last_evaluated_key=_ticket_cursor(cursor, "gsi_status", f"STATUS#{flt.status}"),
             )
         elif flt.customer_id:
             result = TicketItem.by_customer.query(
-                f"CUSTOMER#{flt.customer_id}", scan_index_forward=False, limit=limit, last_evaluated_key=last_key
+                f"CUSTOMER#{flt.customer_id}",
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=_ticket_cursor(cursor, "gsi_customer", f"CUSTOMER#{flt.customer_id}"),
             )
         else:
             result = TicketItem.by_list.query(
-                "TICKET", scan_index_forward=False, limit=limit, last_evaluated_key=last_key
+                "TICKET",
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=_ticket_cursor(cursor, "gsi_list", "TICKET"),
             )
         items = [self._ticket_from_item(item) for item in result]
         return TicketPage(items=items, next_cursor=_encode_cursor(result.last_evaluated_key))
@@ -443,11 +467,39 @@ class DynamoCustomerRepository:
 
     def add_identities(self, customer_id: str, identities: Sequence[str]) -> None:
         """Claims each identity for the customer; one already claimed by another stays theirs."""
+        claimed: list[str] = []
         for identity in identities:
             try:
                 IdentityItem(pk=f"IDENTITY#{identity}", sk="IDENTITY", customer_id=customer_id).save(
                     condition=IdentityItem.pk.does_not_exist()
                 )
+                claimed.append(identity)
+            except PutError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+        if claimed:
+            self._list_on_profile(customer_id, claimed)
+
+    def _list_on_profile(self, customer_id: str, claimed: Sequence[str], attempts: int = 3) -> None:
+        """Newly claimed identities join the profile's list (and fill an empty phone/email)."""
+        for _attempt in range(attempts):
+            try:
+                item = CustomerItem.get(f"CUSTOMER#{customer_id}", "PROFILE", consistent_read=True)
+            except DoesNotExist:
+                return
+            missing = [i for i in claimed if i not in (item.identities or [])]
+            if not missing:
+                return
+            item.identities = [*(item.identities or []), *missing]  # type: ignore[list-item]
+            for identity in missing:
+                kind, _, value = identity.partition(":")
+                if kind == "phone" and not item.phone:
+                    item.phone = value
+                if kind == "email" and not item.email:
+                    item.email = value
+            try:
+                item.save()  # conditional on the version read
+                return
             except PutError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
