@@ -1,6 +1,7 @@
 """Channel-side records in the single table: WeChat tokens, MAILREF/CALL pointers, merge records and audit."""
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,6 +22,9 @@ SEEN_SK = "SEEN"
 PROFILE_SK = "PROFILE"
 PROFILE_ATTEMPTS = 4
 
+
+
+_AUDIT_SEQUENCE = itertools.count()  # orders audit entries written in the same microsecond by one process
 
 class ChannelTokenItem(KefuItem, discriminator="channel_token"):
     """A channel API access token shared by every Lambda (pk TOKEN#wechat#{appid}, sk TOKEN)."""
@@ -296,7 +300,7 @@ class DynamoCustomerLedger:
     def audit(self, entry: AuditEntry) -> None:
         CustomerAuditItem(
             pk=_customer_pk(entry.customer_id),
-            sk=f"AUDIT#{entry.at}#{secrets.token_hex(4)}",
+            sk=f"AUDIT#{entry.at}#{next(_AUDIT_SEQUENCE):010d}{secrets.token_hex(2)}",  # same-instant order kept
             customer_id=entry.customer_id,
             at=entry.at,
             actor=entry.actor,
