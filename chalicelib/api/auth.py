@@ -9,20 +9,9 @@ import jwt
 
 from ..config import Settings
 from ..domain.errors import AuthenticationError, PermissionDenied
+from ..domain.routing import ROLES
 from ..services.tickets import Actor
 
-ROLES = (
-    "agent",
-    "senior_agent",
-    "supervisor",
-    "manager",
-    "duty_manager",
-    "after_sales",
-    "engineer",
-    "product_ops",
-    "qa",
-    "admin",
-)
 ANY_STAFF = frozenset(ROLES)
 # Roles that work tickets (acknowledge, reply, resolve…); QA and product ops read and note.
 WORKERS = frozenset(ROLES) - {"qa", "product_ops"}

@@ -77,6 +77,23 @@ def string_field(data: Mapping[str, Any], key: str, limit: int = 200) -> str:
     return text
 
 
+
+def customer_ref(customer: Mapping[str, Any]) -> CustomerRef:
+    """The `customer` object of a request → CustomerRef; at least one identity, a plausible email."""
+    ref = CustomerRef(
+        external_id=string_field(customer, "external_id"),
+        name=string_field(customer, "name"),
+        phone=string_field(customer, "phone", 40),
+        email=string_field(customer, "email", 254).lower(),
+        union_id=string_field(customer, "union_id"),
+        member_id=string_field(customer, "member_id"),
+    )
+    if not any((ref.external_id, ref.phone, ref.email, ref.union_id, ref.member_id)):
+        raise ValidationError("'customer' needs at least one of external_id, phone, email, union_id, member_id")
+    if ref.email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", ref.email):
+        raise ValidationError("'customer.email' is not an email address")
+    return ref
+
 def parse(source: str, body: bytes, received_at: datetime) -> InboundMessage:
     """The JSON body of CONTRACT.md → InboundMessage; ValidationError (400) on anything malformed."""
     if len(body) > MAX_BODY:
@@ -94,18 +111,7 @@ def parse(source: str, body: bytes, received_at: datetime) -> InboundMessage:
     message = data.get("message") or {}
     if not isinstance(customer, dict) or not isinstance(message, dict):
         raise ValidationError("'customer' and 'message' must be objects")
-    ref = CustomerRef(
-        external_id=string_field(customer, "external_id"),
-        name=string_field(customer, "name"),
-        phone=string_field(customer, "phone", 40),
-        email=string_field(customer, "email", 254).lower(),
-        union_id=string_field(customer, "union_id"),
-        member_id=string_field(customer, "member_id"),
-    )
-    if not any((ref.external_id, ref.phone, ref.email, ref.union_id, ref.member_id)):
-        raise ValidationError("'customer' needs at least one of external_id, phone, email, union_id, member_id")
-    if ref.email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", ref.email):
-        raise ValidationError("'customer.email' is not an email address")
+    ref = customer_ref(customer)
     text = message.get("text", "")
     if not isinstance(text, str):
         raise ValidationError("'message.text' must be a string")

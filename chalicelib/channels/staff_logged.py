@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from ..domain.errors import ValidationError
-from ..domain.messages import CustomerRef, InboundMessage
+from ..domain.messages import InboundMessage
 from ..domain.ticket import CATEGORIES, CHANNEL_CODE
-from .generic import string_field
+from .generic import customer_ref, string_field
 
 MAX_TEXT = 20_000
 
@@ -25,16 +25,7 @@ def parse_staff_ticket(
     customer = body.get("customer")
     if not isinstance(customer, dict):
         raise ValidationError("'customer' must be an object")
-    ref = CustomerRef(
-        external_id=string_field(customer, "external_id"),
-        name=string_field(customer, "name"),
-        phone=string_field(customer, "phone", 40),
-        email=string_field(customer, "email", 254).lower(),
-        union_id=string_field(customer, "union_id"),
-        member_id=string_field(customer, "member_id"),
-    )
-    if not any((ref.external_id, ref.phone, ref.email, ref.union_id, ref.member_id)):
-        raise ValidationError("'customer' needs at least one of external_id, phone, email, union_id, member_id")
+    ref = customer_ref(customer)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("'text' (what the customer asked) is required")
