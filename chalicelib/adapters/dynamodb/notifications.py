@@ -14,7 +14,7 @@ from ...domain.errors import NotFound
 from ...domain.ticket import iso, parse_iso
 from ...services.notifications import Notification, NotificationPage
 from .models import KefuItem
-from .repository import _decode_cursor, _encode_cursor, ticket_pk
+from .repository import _encode_cursor, listing_cursor, ticket_pk
 
 NOTIFICATION_TTL = timedelta(days=90)
 
@@ -110,7 +110,7 @@ class DynamoNotificationStore:
             NotificationItem.sk.startswith("NOTIFY#"),
             scan_index_forward=False,
             limit=limit,
-            last_evaluated_key=_decode_cursor(cursor),
+            last_evaluated_key=listing_cursor(cursor, None, f"STAFF#{staff_id}"),
         )
         items = [_notification(item) for item in result]
         return NotificationPage(items=items, next_cursor=_encode_cursor(result.last_evaluated_key))

@@ -96,12 +96,12 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _ticket_cursor(cursor: str | None, index: str, partition: str) -> dict[str, Any] | None:
-    """A ticket listing's cursor: refused (400) unless it is a start key of this index and partition."""
+def listing_cursor(cursor: str | None, index: str | None, partition: str) -> dict[str, Any] | None:
+    """A listing's cursor, refused (400) unless it is a start key of this index (None: the table) and partition."""
     last_key = _decode_cursor(cursor)
     if last_key is None:
         return None
-    hash_key, range_key = resources.GSIS[index]
+    hash_key, range_key = resources.GSIS[index] if index else ("pk", "sk")
     if (
         set(last_key) != {"pk", "sk", hash_key, range_key}
         or not all(set(v) == {"S"} and isinstance(v["S"], str) for v in last_key.values())
@@ -280,28 +280,28 @@ class DynamoTicketRepository:
                 range_key_condition=condition,
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=_ticket_cursor(cursor, "gsi_assignee", f"ASSIGNEE#{flt.assignee}"),
+                last_evaluated_key=listing_cursor(cursor, "gsi_assignee", f"ASSIGNEE#{flt.assignee}"),
             )
         elif flt.status:
             result = TicketItem.by_status.query(
                 f"STATUS#{flt.status}",
                 scan_index_forward=True,
                 limit=limit,
-                last_evaluated_key=_ticket_cursor(cursor, "gsi_status", f"STATUS#{flt.status}"),
+                last_evaluated_key=listing_cursor(cursor, "gsi_status", f"STATUS#{flt.status}"),
             )
         elif flt.customer_id:
             result = TicketItem.by_customer.query(
                 f"CUSTOMER#{flt.customer_id}",
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=_ticket_cursor(cursor, "gsi_customer", f"CUSTOMER#{flt.customer_id}"),
+                last_evaluated_key=listing_cursor(cursor, "gsi_customer", f"CUSTOMER#{flt.customer_id}"),
             )
         else:
             result = TicketItem.by_list.query(
                 "TICKET",
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=_ticket_cursor(cursor, "gsi_list", "TICKET"),
+                last_evaluated_key=listing_cursor(cursor, "gsi_list", "TICKET"),
             )
         items = [self._ticket_from_item(item) for item in result]
         return TicketPage(items=items, next_cursor=_encode_cursor(result.last_evaluated_key))

@@ -28,7 +28,7 @@ from ...domain.work_orders import (
     WorkOrderPage,
 )
 from .models import AssigneeIndex, CounterItem, CustomerIndex, KefuItem, ListIndex, StatusIndex
-from .repository import _decode_cursor, _encode_cursor
+from .repository import _encode_cursor, listing_cursor
 
 LIST_PARTITION = "WO"
 PART_PARTITION = "PART"
@@ -241,28 +241,39 @@ class DynamoWorkOrderStore:
         return actions, condition
 
     def list_page(self, flt: WorkOrderFilter, limit: int, cursor: str | None) -> WorkOrderPage:
-        last_key = _decode_cursor(cursor)
         if flt.engineer:
             group = "Z" if flt.status in DONE_STATUSES else "A"
             condition = WorkOrderItem.assignee_sk.startswith(f"{group}#{flt.status}#") if flt.status else None
+            partition = f"WO_ENGINEER#{flt.engineer}"
             result = WorkOrderItem.by_assignee.query(
-                f"WO_ENGINEER#{flt.engineer}",
+                partition,
                 range_key_condition=condition,
                 scan_index_forward=True,
                 limit=limit,
-                last_evaluated_key=last_key,
+                last_evaluated_key=listing_cursor(cursor, "gsi_assignee", partition),
             )
         elif flt.ticket_id:
+            partition = f"WO_TICKET#{flt.ticket_id}"
             result = WorkOrderItem.by_customer.query(
-                f"WO_TICKET#{flt.ticket_id}", scan_index_forward=False, limit=limit, last_evaluated_key=last_key
+                partition,
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=listing_cursor(cursor, "gsi_customer", partition),
             )
         elif flt.status:
+            partition = f"WO_STATUS#{flt.status}"
             result = WorkOrderItem.by_status.query(
-                f"WO_STATUS#{flt.status}", scan_index_forward=True, limit=limit, last_evaluated_key=last_key
+                partition,
+                scan_index_forward=True,
+                limit=limit,
+                last_evaluated_key=listing_cursor(cursor, "gsi_status", partition),
             )
         else:
             result = WorkOrderItem.by_list.query(
-                LIST_PARTITION, scan_index_forward=False, limit=limit, last_evaluated_key=last_key
+                LIST_PARTITION,
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=listing_cursor(cursor, "gsi_list", LIST_PARTITION),
             )
         items = [self._order(item) for item in result]
         return WorkOrderPage(items=items, next_cursor=_encode_cursor(result.last_evaluated_key))
