@@ -27,6 +27,9 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT = "/tmp/kefu-admin.png"
 TIMEOUT_MS = 15_000
+# CI runs this beside the rest of the suite on two cores: give every assertion the page timeout,
+# not Playwright's 5-second default for `expect`.
+sync_api.expect.set_options(timeout=TIMEOUT_MS)
 
 CUSTOMER_TEXT = "你好，我的订单三天了还没发货，请帮我查一下物流。"
 REPLY_TEXT = "您好，已为您催促仓库，今天内会发货，请留意物流短信。"
@@ -45,16 +48,31 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, live_stack, request):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.js_errors = errors  # type: ignore[attr-defined]
+    calls: list[str] = []
+    started: dict[object, float] = {}
+    pg.on("request", lambda r: started.__setitem__(r, time.monotonic()))
+    pg.on(
+        "requestfinished",
+        lambda r: calls.append(f"{r.method} {r.url} {time.monotonic() - started.pop(r, time.monotonic()):.2f}s"),
+    )
+    pg.on("requestfailed", lambda r: calls.append(f"{r.method} {r.url} FAILED {r.failure}"))
+    pg.on("response", lambda r: r.status >= 400 and calls.append(f"{r.request.method} {r.url} -> {r.status}"))
     try:
         yield pg
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            action_error = pg.get_by_test_id("action-error").text_content(timeout=1000)
+            print("action-error:", action_error)
+            print("requests (method url seconds):", *calls[-40:], sep="\n  ")
+            print("stack log tail:\n" + live_stack.log_path.read_text(errors="replace")[-4000:])
         context.close()
 
 
