@@ -76,6 +76,17 @@ def write_units(old: dict[str, Any] | None, new: dict[str, Any] | None) -> float
     return float(units)
 
 
+def item_kind(item: dict[str, Any] | None, key: dict[str, Any] | None = None) -> str:
+    """An item's kind for the breakdown: the sort key's prefix (META, MSG, EVT, CLOCK, …) or the partition's."""
+    source = item or key or {}
+    sk = str(next(iter(source.get("sk", {}).values()), ""))
+    pk = str(next(iter(source.get("pk", {}).values()), ""))
+    prefix = sk.split("#", 1)[0]
+    if prefix in ("", "META", "PROFILE", "DEDUPE", "IDENTITY", "COUNTER"):
+        return f"{pk.split('#', 1)[0]}/{sk.split('#', 1)[0]}"
+    return prefix
+
+
 def read_units(size: int, consistent: bool) -> float:
     return max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
 
@@ -90,6 +101,7 @@ class Totals:
     moto_reported_units: float = 0.0  # what moto put in ConsumedCapacity, for comparison
     seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # thread id -> time in AWS calls
     item_bytes_written: int = 0
+    write_units_by_kind: Counter[str] = field(default_factory=Counter)  # item kind (sort-key prefix) -> units
 
 
 class AwsMeter:
@@ -161,6 +173,8 @@ class AwsMeter:
                     response = self._original(client, operation, params)
                 except ClientError as error:
                     units_w = self._failed_write_units(operation, before, error)
+                    with self._lock:
+                        self.totals.write_units_by_kind["failed conditional writes"] += units_w
                     raise
                 units_w, units_r, written = self._units(client, operation, params, before, response)
                 self._moto_units(response)
@@ -206,6 +220,11 @@ class AwsMeter:
             return olds
         return []
 
+    def _tally(self, item: dict[str, Any], units: float) -> float:
+        with self._lock:
+            self.totals.write_units_by_kind[item_kind(item)] += units
+        return units
+
     def _failed_write_units(self, operation: str, before: list[dict[str, Any] | None], error: ClientError) -> float:
         code = error.response.get("Error", {}).get("Code", "")
         factor = 2.0 if operation == "TransactWriteItems" else 1.0
@@ -217,23 +236,24 @@ class AwsMeter:
         self, client: Any, operation: str, params: dict[str, Any], before: list[Any], response: dict[str, Any]
     ) -> tuple[float, float, int]:
         if operation == "PutItem":
-            return write_units(before[0], params["Item"]), 0.0, item_size(params["Item"])
+            units = self._tally(params["Item"], write_units(before[0], params["Item"]))
+            return units, 0.0, item_size(params["Item"])
         if operation == "UpdateItem":
             new = self._get(client, params["TableName"], params["Key"])
-            return write_units(before[0], new), 0.0, item_size(new)
+            return self._tally(new or params["Key"], write_units(before[0], new)), 0.0, item_size(new)
         if operation == "DeleteItem":
-            return write_units(before[0], None), 0.0, 0
+            return self._tally(params["Key"], write_units(before[0], None)), 0.0, 0
         if operation == "TransactWriteItems":
             units, written = 0.0, 0
             for entry, old in zip(params["TransactItems"], before, strict=True):
                 ((kind, body),) = entry.items()
                 if kind == "ConditionCheck":
-                    units += 2 * max(1, math.ceil(item_size(old) / 1024))
+                    units += self._tally(body["Key"], 2 * max(1, math.ceil(item_size(old) / 1024)))
                     continue
                 key = {k: body["Item"][k] for k in KEYS} if kind == "Put" else body["Key"]
                 new = None if kind == "Delete" else self._get(client, body["TableName"], key)
-                units += 2 * max(1, math.ceil(max(item_size(old), item_size(new)) / 1024))
-                units += write_units(old, new) - max(1, math.ceil(max(item_size(old), item_size(new)) / 1024))
+                base = max(1, math.ceil(max(item_size(old), item_size(new)) / 1024))
+                units += self._tally(key, base + write_units(old, new))  # the item twice, its GSI writes once
                 written += item_size(new)
             return units, 0.0, written
         if operation == "BatchWriteItem":
@@ -241,7 +261,8 @@ class AwsMeter:
             for requests in params["RequestItems"].values():
                 for request in requests:
                     new = request["PutRequest"]["Item"] if "PutRequest" in request else None
-                    units += write_units(before[i], new)
+                    key = request["PutRequest"]["Item"] if new else request["DeleteRequest"]["Key"]
+                    units += self._tally(key, write_units(before[i], new))
                     written += item_size(new)
                     i += 1
             return units, 0.0, written

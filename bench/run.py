@@ -353,6 +353,9 @@ def bench_lifecycle(moto: MotoBench, meter: Any) -> dict[str, Any]:
         "write_units_by_step": {k.split(".")[0]: round(v / n, 2) for k, v in steps.items() if "write" in k},
         "read_units_by_step": {k.split(".")[0]: round(v / n, 2) for k, v in steps.items() if "read" in k},
         "item_bytes_written_per_lifecycle": round(seen.item_bytes_written / n),
+        "write_units_by_item_kind": {
+            k: round(v / n, 2) for k, v in sorted(seen.write_units_by_kind.items(), key=lambda kv: -kv[1]) if v
+        },
         "aws_calls_per_lifecycle": {k: round(v / n, 2) for k, v in sorted(seen.calls.items())},
         "sfn_executions_per_lifecycle": round(executions / n, 2),
         "sfn_transitions_per_lifecycle": round(transitions / n, 2),
