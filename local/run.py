@@ -41,9 +41,15 @@ def wait_for_port(host: str, port: int, seconds: float, proc: subprocess.Popen[b
 
 
 def start_moto(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    from . import moto_speedups
+
+    if not moto_speedups.supported():
+        logger.warning("moto is not %s: local/moto_speedups.py is not applied", moto_speedups.MOTO_VERSION)
     moto_env = dict(env, MOTO_PORT=str(MOTO_PORT), TZ="UTC")
     proc = subprocess.Popen(
-        [str(BIN / "python"), "-m", "moto.server", "-H", MOTO_HOST, "-p", str(MOTO_PORT)],
+        # moto.server's own command line, with moto_speedups.install() applied first
+        [str(BIN / "python"), "-m", "local.moto_speedups", "-H", MOTO_HOST, "-p", str(MOTO_PORT)],
+        cwd=ROOT,
         env=moto_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

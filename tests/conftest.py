@@ -96,6 +96,9 @@ def moto_server() -> Iterator[str]:
     """One moto server per test process (server mode: it has DynamoDB Streams, which in-process moto lacks)."""
     from moto.server import ThreadedMotoServer
 
+    from local.moto_speedups import install
+
+    install()  # moto without whole-table copies and sorts per request (this process's, so the server's too)
     port = _free_port()
     os.environ["MOTO_PORT"] = str(port)  # Step Functions service integrations call back to this port
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
