@@ -1,16 +1,19 @@
 """Staff authentication: bearer JWT (Cognito ID token, or HS256 locally) → an actor with roles."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-
-from ..config import Settings
 from ..domain.errors import AuthenticationError, PermissionDenied
 from ..domain.routing import ROLES
-from ..services.tickets import Actor
+
+if TYPE_CHECKING:
+    import jwt
+
+    from ..config import Settings
+    from ..services.tickets import Actor
 
 ANY_STAFF = frozenset(ROLES)
 # Roles that work tickets (acknowledge, reply, resolve…); QA and product ops read and note.
@@ -19,13 +22,18 @@ ASSIGNERS = frozenset({"supervisor", "manager", "duty_manager", "admin"})
 
 
 class TokenVerifier:
-    """Verifies a bearer token once; the Cognito JWKS is fetched lazily and cached per container."""
+    """Verifies a bearer token once; the Cognito JWKS is fetched lazily and cached per container.
+
+    PyJWT (and the `cryptography` it loads) is imported on the first verification, not at `import app`.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     @cached_property
     def _jwks(self) -> jwt.PyJWKClient:
+        import jwt
+
         pool = self.settings.cognito_user_pool_id
         region = pool.split("_", 1)[0] if "_" in pool else self.settings.region
         return jwt.PyJWKClient(
@@ -33,6 +41,8 @@ class TokenVerifier:
         )
 
     def verify(self, token: str) -> Actor:
+        import jwt
+
         try:
             if self.settings.auth_mode == "local":
                 claims = jwt.decode(
@@ -50,6 +60,8 @@ class TokenVerifier:
         return actor_from_claims(claims)
 
     def _verify_cognito(self, token: str) -> dict[str, Any]:
+        import jwt
+
         pool = self.settings.cognito_user_pool_id
         if not pool or not self.settings.cognito_client_id:
             raise AuthenticationError("Cognito is not configured", code="auth_not_configured")
@@ -70,6 +82,8 @@ class TokenVerifier:
 
 def actor_from_claims(claims: Mapping[str, Any]) -> Actor:
     """`sub` (the staff id — `custom:staff_id` wins when Cognito sets it) and `cognito:groups` (roles)."""
+    from ..services.tickets import Actor
+
     staff_id = str(claims.get("custom:staff_id") or claims.get("sub") or "")
     groups = claims.get("cognito:groups") or []
     if isinstance(groups, str):

@@ -1,15 +1,19 @@
 """Staff API for the unified customer: profile and tickets, merge/un-merge, and ticket link/unlink."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from ..config import Settings
-from ..services.tickets import Actor
 from ..wiring import get_container
 from .auth import ANY_STAFF, ASSIGNERS, WORKERS, TokenVerifier, require
 from .errors import json_body, json_errors, json_response, raw_body
+
+if TYPE_CHECKING:
+    from ..services.tickets import Actor
 
 bp = Blueprint(__name__)
 # Merging people is a judgement call: senior agents and those who assign work.

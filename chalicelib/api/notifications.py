@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from ..domain.errors import ValidationError
-from ..services.tickets import Actor
 from ..wiring import get_container
 from .auth import ANY_STAFF, TokenVerifier, require
 from .errors import json_body, json_errors, json_response, raw_body
+
+if TYPE_CHECKING:
+    from ..services.tickets import Actor
 
 bp = Blueprint(__name__)
 

@@ -1,17 +1,21 @@
 """The staff API under /api: tickets and their actions, the signed-in member, the staff directory."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from ..channels.staff_logged import parse_staff_ticket
 from ..domain.errors import PermissionDenied, ValidationError
-from ..services.tickets import Actor
 from ..wiring import get_container
 from .auth import ANY_STAFF, ASSIGNERS, WORKERS, TokenVerifier, require
 from .errors import json_body, json_errors, json_response, raw_body
+
+if TYPE_CHECKING:
+    from ..services.tickets import Actor
 
 bp = Blueprint(__name__)
 

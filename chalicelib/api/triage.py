@@ -1,21 +1,25 @@
 """Triage and routing API: classification overrides, labelled data, rule tables, spend import, staff presence."""
+
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from ..domain.errors import NotFound, ValidationError
-from ..services.tickets import Actor
-from ..services.tiers import parse_spend_body
-from ..services.triage import LABEL_WINDOW_MONTHS, PRIORITY_RULES, ROUTING_RULES, months_back
 from ..wiring import get_container
 from .auth import ANY_STAFF, TokenVerifier, require
 from .errors import json_body, json_errors, json_response, raw_body
 
+if TYPE_CHECKING:
+    from ..services.tickets import Actor
+
 bp = Blueprint(__name__)
+# The triage and tier services (the classifier, rule tables…) are imported inside the views that use them,
+# so registering these routes at a cold start costs nothing.
 
 CLASSIFIERS = frozenset({"supervisor", "senior_agent", "manager", "admin", "agent"})
 LABEL_READERS = frozenset({"admin", "qa"})
@@ -59,6 +63,8 @@ def labels() -> Response:
             raise ValidationError("month must be YYYY-MM")
         months = [found.group(1) + found.group(2)]
     else:
+        from ..services.triage import LABEL_WINDOW_MONTHS, months_back
+
         months = months_back(container.clock.now(), LABEL_WINDOW_MONTHS)
     items = container.triage_store.labels(months)
     return json_response({"items": [label.to_json() for label in items], "months": months})
@@ -81,6 +87,8 @@ def _replace_rules(name: str) -> Response:
 @bp.route("/api/admin/routing-rules", methods=["GET"])
 @json_errors
 def get_routing_rules() -> Response:
+    from ..services.triage import ROUTING_RULES
+
     _actor(RULE_READERS)
     return _rules_response(ROUTING_RULES)
 
@@ -88,12 +96,16 @@ def get_routing_rules() -> Response:
 @bp.route("/api/admin/routing-rules", methods=["PUT"])
 @json_errors
 def put_routing_rules() -> Response:
+    from ..services.triage import ROUTING_RULES
+
     return _replace_rules(ROUTING_RULES)
 
 
 @bp.route("/api/admin/priority-rules", methods=["GET"])
 @json_errors
 def get_priority_rules() -> Response:
+    from ..services.triage import PRIORITY_RULES
+
     _actor(RULE_READERS)
     return _rules_response(PRIORITY_RULES)
 
@@ -101,12 +113,16 @@ def get_priority_rules() -> Response:
 @bp.route("/api/admin/priority-rules", methods=["PUT"])
 @json_errors
 def put_priority_rules() -> Response:
+    from ..services.triage import PRIORITY_RULES
+
     return _replace_rules(PRIORITY_RULES)
 
 
 @bp.route("/api/customers/spend", methods=["POST"], content_types=SPEND_TYPES)
 @json_errors
 def import_spend() -> Response:
+    from ..services.tiers import parse_spend_body
+
     actor = _actor(SPEND_IMPORTERS)
     request = bp.current_request
     content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "application/json")

@@ -1,17 +1,23 @@
 """The after-sales API: work orders from tickets, scheduling, status, parts, completion, devices and stock."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
 
 from ..domain.errors import ValidationError
-from ..services.tickets import Actor
-from ..services.work_orders import ENGINEER, MANAGERS, Outcome, WorkOrderService
+from ..domain.routing import ENGINEER
+from ..domain.routing import WORK_ORDER_MANAGERS as MANAGERS
 from ..wiring import get_container
 from .auth import TokenVerifier, require
 from .errors import json_body, json_errors, json_response, raw_body
+
+if TYPE_CHECKING:  # the service (and the work-order domain) loads with the container, on the first request
+    from ..services.tickets import Actor
+    from ..services.work_orders import Outcome, WorkOrderService
 
 bp = Blueprint(__name__)
 

@@ -1,9 +1,8 @@
 """A minimal outbound HTTP client (stdlib urllib) behind a Protocol, and the error senders raise."""
+
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +44,10 @@ class UrllibHttpClient:
     def request(
         self, method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> HttpResponse:
+        # urllib.request pulls in http.client, email and ssl: imported on the first send, not with the app.
+        import urllib.error
+        import urllib.request
+
         if not url.startswith(("http://", "https://")):
             raise SendError(f"refusing non-HTTP URL {url!r}", retryable=False)
         req = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310

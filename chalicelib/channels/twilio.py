@@ -1,4 +1,5 @@
 """Twilio channel: webhook signatures, SMS and voice-hotline (IVR) parsing, TwiML, and the SMS sender."""
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeAlias
-from xml.sax.saxutils import escape as _xml_escape
 
 from chalicelib.channels.http import HttpClient, HttpResponse, SendError
 from chalicelib.domain.errors import ValidationError
@@ -246,12 +246,20 @@ def parse_sms(params: Params, received_at: datetime) -> InboundMessage:
 # --------------------------------------------------------------------------------------------
 
 
+# What xml.sax.saxutils.escape/quoteattr-style escaping does, without importing xml.sax.saxutils (which pulls in
+# urllib.request, http.client and email at import time).
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+
+
 def _text(value: str) -> str:
-    return _xml_escape(_XML_ILLEGAL.sub("", value))
+    return _XML_ILLEGAL.sub("", value).translate(_TEXT_ESCAPES)
 
 
 def _attr(value: str) -> str:
-    return _xml_escape(_XML_ILLEGAL.sub("", value), {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+    return _XML_ILLEGAL.sub("", value).translate(_ATTR_ESCAPES)
 
 
 def _element(tag: str, attrs: Mapping[str, str] | None = None, body: str | None = None) -> str:
@@ -548,4 +556,3 @@ __all__ = [
     "url_variants",
     "validate_signature",
 ]
-

@@ -1,4 +1,5 @@
 """WeChat Official Account (server mode): push signature and AES crypto, XML parsing, customer-service sender."""
+
 from __future__ import annotations
 
 import base64
@@ -13,13 +14,14 @@ import urllib.parse
 import xml.parsers.expat
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, Protocol
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from chalicelib.channels.http import HttpClient, HttpResponse, SendError
 from chalicelib.domain.errors import AuthenticationError, ValidationError
 from chalicelib.domain.messages import Attachment, CustomerRef, InboundMessage
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 CHANNEL = "WECHAT"
 SOURCE = "wechat"
@@ -94,6 +96,9 @@ class WeChatCrypto:
         self._iv = key[:16]
 
     def _cipher(self) -> Cipher[modes.CBC]:
+        # cryptography is imported on the first encrypted message, not with the webhook routes.
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         return Cipher(algorithms.AES(self._key), modes.CBC(self._iv))
 
     def encrypt(self, xml: str, *, random16: bytes | None = None) -> str:

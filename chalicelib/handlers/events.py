@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer
 
-from ..services.effects import Change
+    from ..services.effects import Change
 
-_deserializer = TypeDeserializer()
+
+@cache
+def _deserializer() -> TypeDeserializer:
+    """boto3's attribute-value decoder, made on the first stream batch (boto3 is not imported with the app)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 def _plain(value: Any) -> Any:
@@ -25,11 +33,13 @@ def _plain(value: Any) -> Any:
 
 
 def _image(raw: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in (raw or {}).items()}
+    return {k: _plain(_deserializer().deserialize(v)) for k, v in (raw or {}).items()}
 
 
 def stream_changes(event: dict[str, Any]) -> list[Change]:
     """A DynamoDB stream event → Changes (the same shape Lambda and the local pump deliver)."""
+    from ..services.effects import Change
+
     changes = []
     for record in event.get("Records", []):
         data = record.get("dynamodb", {})

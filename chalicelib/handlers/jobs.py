@@ -1,13 +1,15 @@
 """Handlers behind app.py's event sources: parse the event, call the service, report partial failures."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..services.clocks import Breach
-from ..services.outbox import OutboxService
 from ..wiring import get_container
 from .events import sqs_bodies, stream_changes
+
+if TYPE_CHECKING:
+    from ..services.outbox import OutboxService
 
 logger = logging.getLogger("kefu.jobs")
 OUTBOX_MAX_RECEIVES = 4  # matches the queue's redrive maxReceiveCount (resources.QUEUES)
@@ -20,6 +22,8 @@ def table_stream(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def clock_events(event: dict[str, Any]) -> dict[str, Any]:
+    from ..services.clocks import Breach
+
     failures = []
     container = get_container()
     for message_id, body in sqs_bodies(event):

@@ -1,4 +1,5 @@
 """After-sales use cases: work orders from tickets, scheduling and dispatch, parts, completion, devices, stock."""
+
 from __future__ import annotations
 
 import hmac
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationError
+from ..domain.routing import ENGINEER
+from ..domain.routing import WORK_ORDER_MANAGERS as MANAGERS
 from ..domain.ticket import Ticket, is_ticket_id, iso
 from ..domain.work_orders import (
     DONE_STATUSES,
@@ -42,9 +45,6 @@ if TYPE_CHECKING:
     from ..adapters.dynamodb.work_orders_store import DynamoWorkOrderStore
 
 NOTIFY_TOPIC = "kefu-staff-notifications"
-# Who runs after-sales; engineers see and work only the orders assigned to them.
-MANAGERS = frozenset({"after_sales", "supervisor", "manager", "admin"})
-ENGINEER = "engineer"
 MAX_PAGE = 100
 
 
@@ -420,8 +420,13 @@ DEMO_ENGINEERS = (
         "engineer2", "马超 Ma Chao", ["engineer"], team="field", regions=["north"], skills=["water_heater"], online=True
     ),
     StaffRecord(
-        "engineer3", "郭静 Guo Jing", ["engineer"], team="field", regions=["east", "north"],
-        skills=["air_purifier", "water_heater"], online=True,
+        "engineer3",
+        "郭静 Guo Jing",
+        ["engineer"],
+        team="field",
+        regions=["east", "north"],
+        skills=["air_purifier", "water_heater"],
+        online=True,
     ),
 )
 
