@@ -1,8 +1,10 @@
 """Settings.from_env(): every environment variable kefu reads, in one place, typed and validated."""
+
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -13,6 +15,19 @@ from . import resources
 from .domain.durations import parse_duration
 from .domain.errors import ValidationError
 from .domain.sla import SlaPolicy
+
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+
+
+def resource_name(name: str, prefix: str = "kefu") -> str:
+    """A catalogue name of resources.py (`kefu-outbox`) as deployed under the prefix `acme` (`acme-outbox`).
+
+    The one naming rule: infra/ names the table, topics, queues and state machines with it
+    (`KefuStack.name`), and the code resolves catalogue names with it (`AwsClients.resource_name`).
+    """
+    if name == "kefu" or name.startswith("kefu-"):
+        return prefix + name[len("kefu") :]
+    return f"{prefix}-{name}"
 
 
 def _json_object(name: str, raw: str) -> dict[str, str]:
@@ -66,11 +81,16 @@ class Settings:
     ses_sender: str = resources.SES_IDENTITY
     webhook_clock_skew: int = 300
     attachments_bucket: str = resources.ATTACHMENTS_BUCKET
+    archive_bucket: str = resources.ARCHIVE_BUCKET
     outbox_backoff_base: int = 10  # seconds; the n-th retry of an outbound send waits base * 2**(n-1)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def resource_name(self, name: str) -> str:
+        """A catalogue name (`kefu-outbox`) as deployed under KEFU_RESOURCE_PREFIX."""
+        return resource_name(name, self.resource_prefix)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,6 +107,9 @@ class Settings:
         if auth_mode == "local" and not e.get("KEFU_LOCAL_JWT_SECRET"):
             raise ValidationError("KEFU_AUTH_MODE=local needs KEFU_LOCAL_JWT_SECRET")
         policy_file = e.get("KEFU_SLA_POLICY_FILE", "")
+        prefix = e.get("KEFU_RESOURCE_PREFIX") or "kefu"
+        if not _PREFIX.fullmatch(prefix):
+            raise ValidationError("KEFU_RESOURCE_PREFIX must be 1-40 letters, digits, '-' or '_'")
         return cls(
             region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=e.get("AWS_ENDPOINT_URL", ""),
@@ -94,8 +117,8 @@ class Settings:
             public_base_url=(e.get("KEFU_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             sla_policy=SlaPolicy.from_file(policy_file) if policy_file else SlaPolicy.from_mapping(),
             survey_delay=parse_duration(e.get("KEFU_SURVEY_DELAY") or "PT1H"),
-            table_name=e.get("KEFU_TABLE_NAME") or resources.TABLE_NAME,
-            resource_prefix=e.get("KEFU_RESOURCE_PREFIX") or "kefu",
+            table_name=e.get("KEFU_TABLE_NAME") or resource_name(resources.TABLE_NAME, prefix),
+            resource_prefix=prefix,
             account_id=e.get("KEFU_AWS_ACCOUNT_ID", ""),
             wechat_token=e.get("WECHAT_TOKEN", ""),
             wechat_app_id=e.get("WECHAT_APP_ID", ""),
@@ -114,6 +137,7 @@ class Settings:
             cognito_client_id=e.get("KEFU_COGNITO_CLIENT_ID", ""),
             ses_sender=e.get("KEFU_SES_SENDER") or resources.SES_IDENTITY,
             attachments_bucket=e.get("KEFU_ATTACHMENTS_BUCKET") or resources.ATTACHMENTS_BUCKET,
+            archive_bucket=e.get("KEFU_ARCHIVE_BUCKET") or resources.ARCHIVE_BUCKET,
             outbox_backoff_base=_whole_seconds("KEFU_OUTBOX_BACKOFF_BASE", e.get("KEFU_OUTBOX_BACKOFF_BASE", ""), 10),
         )
 
@@ -131,9 +155,7 @@ def load_ssm_secrets(env: dict[str, str], ssm_client: Any = None) -> dict[str, s
 
         ssm_client = boto3.client("ssm", region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
     filled = dict(env)
-    pages = ssm_client.get_paginator("get_parameters_by_path").paginate(
-        Path=path, WithDecryption=True, Recursive=False
-    )
+    pages = ssm_client.get_paginator("get_parameters_by_path").paginate(Path=path, WithDecryption=True, Recursive=False)
     for page in pages:
         for parameter in page["Parameters"]:
             name = str(parameter["Name"]).rsplit("/", 1)[-1]

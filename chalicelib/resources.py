@@ -17,7 +17,11 @@ GSIS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class Queue:
-    """An SQS queue with its dead-letter queue; `topic` subscribes it to an SNS topic."""
+    """An SQS queue with its dead-letter queue; `topic` subscribes it to an SNS topic.
+
+    `visibility_timeout` is a floor: infra/ raises it to 6× the consumer's Lambda timeout (AWS's guidance
+    for SQS event source mappings, infra/functions.py `queue_visibility_timeout`).
+    """
 
     name: str
     handler: str  # the app.py handler that consumes it
@@ -41,9 +45,12 @@ QUEUES = (
     Queue("kefu-outbox", handler="outbox_sender", max_receive_count=4, visibility_timeout=30),
 )
 
-# State machines: resource name -> definition file under stepfunctions/.
+# State machines: resource name -> definition file under stepfunctions/. A clock run starts in the
+# machine whose first state is the one it needs (a Wait, mostly): a run stopped early costs one transition.
 STATE_MACHINES = {
-    "kefu-clock": "clock.asl.json",
+    "kefu-clock": "clock.asl.json",  # wait for the deadline, breach if still running
+    "kefu-clock-warned": "clock_warned.asl.json",  # first warn at warn_at (first_response/resolution, level 0)
+    "kefu-clock-announced": "clock_announced.asl.json",  # first announce the start (urgent, level 0)
 }
 
 # Scheduled jobs: app.py handler name -> rate in minutes.
@@ -54,6 +61,9 @@ SCHEDULES = {
 
 SES_IDENTITY = "support@kefu.example.com"
 
-# S3 buckets: inbound email attachments (and SES S3-action mail) are stored here.
+# S3 buckets: inbound email attachments (and SES S3-action mail); the archive of records kept ≥ 3 years
+# (Object Lock in AWS, 保存期限不少于3年). These are catalogue names: the deployed buckets are named by infra/
+# and reach the code as KEFU_ATTACHMENTS_BUCKET / KEFU_ARCHIVE_BUCKET (chalicelib/config.py).
 ATTACHMENTS_BUCKET = "kefu-attachments"
-BUCKETS = (ATTACHMENTS_BUCKET,)
+ARCHIVE_BUCKET = "kefu-archive"
+BUCKETS = (ATTACHMENTS_BUCKET, ARCHIVE_BUCKET)

@@ -1,119 +1,149 @@
 """Composition root: builds the services with their adapters, lazily, once per container (Lambda)."""
+
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from pynamodb.connection import Connection
-
-from .adapters.aws import AwsClients, SnsPublisher, SqsQueue, StepFunctionsTimers
-from .adapters.dynamodb.channel_store import DynamoAccessTokenStore, DynamoChannelStore, DynamoCustomerLedger
-from .adapters.dynamodb.models import bind_models
-from .adapters.dynamodb.notifications import DynamoClockMarks, DynamoNotificationStore
-from .adapters.dynamodb.repository import DynamoCustomerRepository, DynamoStaffDirectory, DynamoTicketRepository
-from .adapters.dynamodb.triage_store import DynamoTriageStore
-from .adapters.s3_attachments import S3AttachmentStore
-from .channels.email import SesSender
-from .channels.generic_sender import GenericCallbackSender
-from .channels.http import UrllibHttpClient
-from .channels.twilio import TwilioSender
-from .channels.wechat import WeChatSender
 from .config import Settings, get_settings
-from .ports import Clock, Publisher, Queue, SystemClock, Timers
-from .services.channel_events import CallRecordings, ChannelEventService, EmailIntake
-from .services.clocks import ClockSweep, EscalationService
-from .services.customers import CustomerAdmin
-from .services.effects import EffectsDispatcher
-from .services.intake import IntakeService
-from .services.knowledge import KnowledgeService
-from .services.notifications import NotificationService
-from .services.outbox import (
-    ContactBook,
-    EmailChannelSender,
-    OutboxService,
-    SmsChannelSender,
-    WeChatChannelSender,
-)
-from .services.tickets import TicketActions
-from .services.tiers import TierService
-from .services.triage import ClassifierSource, RuleBook, TriageService
-from .services.work_orders import WorkOrderService
+
+if TYPE_CHECKING:  # the real imports are inside the properties below: `import app` stays free of boto3/PynamoDB
+    from pynamodb.connection import Connection
+
+    from .adapters.aws import AwsClients
+    from .adapters.dynamodb.channel_store import DynamoChannelStore, DynamoCustomerLedger
+    from .adapters.dynamodb.notifications import DynamoClockMarks, DynamoNotificationStore
+    from .adapters.dynamodb.repository import DynamoCustomerRepository, DynamoStaffDirectory, DynamoTicketRepository
+    from .adapters.dynamodb.triage_store import DynamoTriageStore
+    from .adapters.s3_attachments import S3AttachmentStore
+    from .ports import Clock, Publisher, Queue, Timers
+    from .services.channel_events import CallRecordings, ChannelEventService, EmailIntake
+    from .services.clocks import ClockSweep, EscalationService
+    from .services.customers import CustomerAdmin
+    from .services.effects import EffectsDispatcher
+    from .services.intake import IntakeService
+    from .services.knowledge import KnowledgeService
+    from .services.notifications import NotificationService
+    from .services.outbox import OutboxService
+    from .services.tickets import TicketActions
+    from .services.tiers import TierService
+    from .services.triage import ClassifierSource, RuleBook, TriageService
+    from .services.work_orders import WorkOrderService
 
 
 class Container:
-    """Everything a handler needs; each piece is made on first use and then reused."""
+    """Everything a handler needs; each piece is made on first use and then reused.
+
+    Each property imports its adapters and services itself, so importing this module (every blueprint does)
+    loads neither boto3, botocore nor PynamoDB; the first request that needs them pays for them, once.
+    """
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        from .ports import SystemClock
+
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
 
+    def _connection(self) -> Connection:
+        """A fresh low-level PynamoDB connection to the table's region (and local endpoint)."""
+        from pynamodb.connection import Connection
+
+        return Connection(region=self.settings.region, host=self.settings.endpoint_url or None)
+
     @cached_property
     def aws(self) -> AwsClients:
-        return AwsClients(self.settings.region, self.settings.endpoint_url, self.settings.account_id)
+        from .adapters.aws import AwsClients
+
+        settings = self.settings
+        return AwsClients(settings.region, settings.endpoint_url, settings.account_id, settings.resource_prefix)
 
     @cached_property
     def tickets(self) -> DynamoTicketRepository:
+        from .adapters.dynamodb.models import bind_models
+        from .adapters.dynamodb.repository import DynamoTicketRepository
+
         bind_models(self.settings.table_name, self.settings.region, self.settings.endpoint_url)
-        return DynamoTicketRepository(
-            Connection(region=self.settings.region, host=self.settings.endpoint_url or None)
-        )
+        return DynamoTicketRepository(self._connection())
 
     @cached_property
     def customers(self) -> DynamoCustomerRepository:
+        from .adapters.dynamodb.repository import DynamoCustomerRepository
+
         self.tickets  # noqa: B018 - binds the models
         return DynamoCustomerRepository()
 
     @cached_property
     def staff(self) -> DynamoStaffDirectory:
+        from .adapters.dynamodb.repository import DynamoStaffDirectory
+
         self.tickets  # noqa: B018 - binds the models
         return DynamoStaffDirectory()
 
     @cached_property
     def publisher(self) -> Publisher:
+        from .adapters.aws import SnsPublisher
+
         return SnsPublisher(self.aws)
 
     @cached_property
     def queue(self) -> Queue:
+        from .adapters.aws import SqsQueue
+
         return SqsQueue(self.aws)
 
     @cached_property
     def timers(self) -> Timers:
-        return StepFunctionsTimers(
-            self.aws, f"{self.settings.resource_prefix}-clock", policy=self.settings.sla_policy
-        )
+        from .adapters.aws import StepFunctionsTimers
+
+        return StepFunctionsTimers(self.aws, "kefu-clock", policy=self.settings.sla_policy)  # catalogue name
 
     @cached_property
     def intake(self) -> IntakeService:
+        from .services.intake import IntakeService
+
         return IntakeService(self.tickets, self.customers, self.clock, self.settings.zone)
 
     @cached_property
     def actions(self) -> TicketActions:
+        from .services.tickets import TicketActions
+
         return TicketActions(self.tickets, self.staff, self.clock, self.settings.sla_policy)
 
     @cached_property
     def escalation(self) -> EscalationService:
+        from .services.clocks import EscalationService
+
         return EscalationService(self.tickets, self.staff, self.publisher, self.clock, self.settings.sla_policy)
 
     @cached_property
     def sweep(self) -> ClockSweep:
+        from .services.clocks import ClockSweep
+
         return ClockSweep(self.tickets, self.publisher, self.clock, self.settings.sla_policy, self.clock_marks)
 
     @cached_property
     def clock_marks(self) -> DynamoClockMarks:
+        from .adapters.dynamodb.notifications import DynamoClockMarks
+
         return DynamoClockMarks(self.aws.client("dynamodb"), self.settings.table_name)
 
     @cached_property
     def notification_store(self) -> DynamoNotificationStore:
+        from .adapters.dynamodb.notifications import DynamoNotificationStore
+
         self.tickets  # noqa: B018 - binds the models
-        return DynamoNotificationStore(
-            Connection(region=self.settings.region, host=self.settings.endpoint_url or None)
-        )
+        return DynamoNotificationStore(self._connection())
 
     @cached_property
     def notifications(self) -> NotificationService:
+        from .services.notifications import NotificationService
+
         return NotificationService(self.notification_store, self.publisher, self.clock, self.settings.zone)
 
     @cached_property
     def effects(self) -> EffectsDispatcher:
+        from .services.effects import EffectsDispatcher
+
         return EffectsDispatcher(
             self.timers,
             self.queue,
@@ -129,19 +159,27 @@ class Container:
 
     @cached_property
     def triage_store(self) -> DynamoTriageStore:
+        from .adapters.dynamodb.triage_store import DynamoTriageStore
+
         self.tickets  # noqa: B018 - binds the models
         return DynamoTriageStore()
 
     @cached_property
     def rulebook(self) -> RuleBook:
+        from .services.triage import RuleBook
+
         return RuleBook(self.triage_store)
 
     @cached_property
     def classifiers(self) -> ClassifierSource:
+        from .services.triage import ClassifierSource
+
         return ClassifierSource(self.triage_store, self.clock)
 
     @cached_property
     def triage(self) -> TriageService:
+        from .services.triage import TriageService
+
         return TriageService(
             self.tickets,
             self.customers,
@@ -157,43 +195,73 @@ class Container:
 
     @cached_property
     def tiers(self) -> TierService:
+        from .services.tiers import TierService
+
         return TierService(self.triage_store, self.tickets, self.triage, self.clock, self.settings.zone)
 
     # --- channels in and out, and the unified customer (docs/CHANNELS.md) ---------------------
     @cached_property
     def channel_store(self) -> DynamoChannelStore:
+        from .adapters.dynamodb.channel_store import DynamoChannelStore
+
         self.tickets  # noqa: B018 - binds the models
         return DynamoChannelStore()
 
     @cached_property
     def customer_ledger(self) -> DynamoCustomerLedger:
+        from .adapters.dynamodb.channel_store import DynamoCustomerLedger
+
         self.tickets  # noqa: B018 - binds the models
         return DynamoCustomerLedger()
 
     @cached_property
     def attachments(self) -> S3AttachmentStore:
+        from .adapters.s3_attachments import S3AttachmentStore
+
         return S3AttachmentStore(self.aws, self.settings.attachments_bucket)
 
     @cached_property
     def channel_events(self) -> ChannelEventService:
+        from .services.channel_events import ChannelEventService
+
         return ChannelEventService(self.customers, self.customer_ledger, self.channel_store, self.tickets, self.clock)
 
     @cached_property
     def call_recordings(self) -> CallRecordings:
+        from .services.channel_events import CallRecordings
+
         return CallRecordings(self.tickets, self.channel_store, self.clock)
 
     @cached_property
     def email_intake(self) -> EmailIntake:
+        from .services.channel_events import EmailIntake
+
         return EmailIntake(
             self.intake, self.channel_events, self.channel_store, self.attachments, self.tickets, self.clock
         )
 
     @cached_property
     def customer_admin(self) -> CustomerAdmin:
+        from .services.customers import CustomerAdmin
+
         return CustomerAdmin(self.customers, self.customer_ledger, self.tickets, self.clock)
 
     @cached_property
     def outbox(self) -> OutboxService:
+        from .adapters.dynamodb.channel_store import DynamoAccessTokenStore
+        from .channels.email import SesSender
+        from .channels.generic_sender import GenericCallbackSender
+        from .channels.http import UrllibHttpClient
+        from .channels.twilio import TwilioSender
+        from .channels.wechat import WeChatSender
+        from .services.outbox import (
+            ContactBook,
+            EmailChannelSender,
+            OutboxService,
+            SmsChannelSender,
+            WeChatChannelSender,
+        )
+
         settings, http = self.settings, UrllibHttpClient()
         contacts = ContactBook(self.customers)
         wechat = WeChatSender(
@@ -234,18 +302,20 @@ class Container:
     def work_orders(self) -> WorkOrderService:
         """After-sales work orders, devices and spare-part stock (docs/WORK_ORDERS.md)."""
         from .adapters.dynamodb.work_orders_store import DynamoWorkOrderStore
+        from .services.work_orders import WorkOrderService
 
         self.tickets  # noqa: B018 - binds the models
-        store = DynamoWorkOrderStore(Connection(region=self.settings.region, host=self.settings.endpoint_url or None))
+        store = DynamoWorkOrderStore(self._connection())
         return WorkOrderService(store, self.tickets, self.staff, self.publisher, self.clock, self.settings.zone)
 
     @cached_property
     def knowledge(self) -> KnowledgeService:
         """The knowledge base and the FAQ bot (docs/KNOWLEDGE.md); the published articles cached ~60 s."""
         from .adapters.dynamodb.knowledge_store import DynamoKnowledgeStore
+        from .services.knowledge import KnowledgeService
 
         self.tickets  # noqa: B018 - binds the models
-        store = DynamoKnowledgeStore(Connection(region=self.settings.region, host=self.settings.endpoint_url or None))
+        store = DynamoKnowledgeStore(self._connection())
         threshold = float(getattr(self.settings, "bot_confidence_threshold", 0.45))
         return KnowledgeService(
             store,

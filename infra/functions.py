@@ -1,7 +1,19 @@
 """Per-function access and sizing (no CDK imports: the benchmarks' cost model reads the memory sizes too)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+STAFF_TOPIC = "kefu-staff-notifications"
+CLOCK_TOPIC = "kefu-clock-events"
+OUTBOX_QUEUE = "kefu-outbox"
+ATTACHMENTS = "kefu-attachments"
+
+# AWS: "set the source queue's visibility timeout to at least six times the timeout that you configure on your
+# function" (plus the batching window), so that a batch throttled or retried by Lambda is not redelivered meanwhile.
+VISIBILITY_FACTOR = 6
+QUEUE_BATCH_WINDOW = 0  # seconds: MaximumBatchingWindowInSeconds of the queue event source mappings
 
 
 @dataclass(frozen=True)
@@ -13,22 +25,60 @@ class Access:
     send: tuple[str, ...] = ()  # queue names (resources.QUEUES)
     timers: bool = False  # start/stop executions of the state machines
     secrets: bool = False
-    read_buckets: tuple[str, ...] = ()  # resources bucket names (prefix-independent)
-    write_buckets: tuple[str, ...] = ()
+    send_email: bool = False  # ses:SendRawEmail from this account's verified identities
+    # S3 objects as "bucket/key pattern", bucket = a resources.BUCKETS name (prefix-independent). A function
+    # with access to a bucket also gets its name in the environment (KEFU_ATTACHMENTS_BUCKET, …).
+    read_objects: tuple[str, ...] = ()
+    write_objects: tuple[str, ...] = ()
     memory: int = 256
     timeout: int = 30
 
+    @property
+    def buckets(self) -> set[str]:
+        return {pattern.split("/", 1)[0] for pattern in (*self.read_objects, *self.write_objects)}
 
-# Per function (app.py handler name; "api" is Chalice's API handler). Derived from what each handler's code path
-# uses (chalicelib/handlers/jobs.py, services/*). A function missing here gets the table only and a synth warning.
+
+# Per function (app.py handler name; "api" is Chalice's API handler), from each handler's code path:
+# - api: every blueprint (table); webhooks read the channel secrets; work orders announce low spare-part stock
+#   on the staff topic (services/work_orders.py). Clocks and outbound sends follow from the table's stream.
+# - table_stream: services/effects.py — clock items start/stop executions, queued outbound messages go to the
+#   outbox queue, timeline events run triage (reads/writes tickets, customers, rules; pushes routing notices on
+#   the staff topic), notifications (inbox items + staff topic) and clock resumption (tickets). jieba (the
+#   classifier's tokenizer) wants the memory.
+# - clock_events: services/clocks.py EscalationService — tickets and staff only (notifications follow from the
+#   timeline entries it writes, through the stream).
+# - outbox_sender: services/outbox.py — tickets, contacts, WeChat token cache (table), channel secrets, SES for
+#   email; its own queue (consume, and change visibility for backoff: granted with the event source mapping).
+# - inbound_email: services/channel_events.py EmailIntake — the raw mail the SES S3 action left under inbound/,
+#   attachments written under email/, intake (table).
+# - reconcile_clocks: ClockSweep — due clocks (table) → clock.breached / clock.warning on the clock topic.
+# - recompute_tiers: TierService — spend, customers, open tickets (table).
+# A function missing here gets the table only and a synth warning.
 FUNCTION_ACCESS: dict[str, Access] = {
-    "api": Access(table="rw", secrets=True, memory=512, timeout=30),
-    "table_stream": Access(table="", timers=True, send=("kefu-outbox",), timeout=60),
-    "clock_events": Access(table="rw", publish=("kefu-staff-notifications",)),
-    "outbox_sender": Access(table="rw", secrets=True, timeout=15),  # HTTP sends time out after 5 s
-    "reconcile_clocks": Access(table="rw", publish=("kefu-clock-events",), timeout=120),
+    "api": Access(table="rw", publish=(STAFF_TOPIC,), secrets=True, memory=512, timeout=30),
+    "table_stream": Access(
+        table="rw", publish=(STAFF_TOPIC,), send=(OUTBOX_QUEUE,), timers=True, memory=512, timeout=60
+    ),
+    "clock_events": Access(table="rw"),
+    "outbox_sender": Access(table="rw", secrets=True, send_email=True, timeout=15),  # HTTP sends time out after 5 s
+    "reconcile_clocks": Access(table="rw", publish=(CLOCK_TOPIC,), timeout=120),
     "recompute_tiers": Access(table="rw", memory=512, timeout=300),  # daily job
-    "inbound_email": Access(table="rw", read_buckets=("kefu-attachments",), write_buckets=("kefu-attachments",),
-                            memory=512, timeout=60),
+    "inbound_email": Access(
+        table="rw",
+        read_objects=(f"{ATTACHMENTS}/inbound/*",),
+        write_objects=(f"{ATTACHMENTS}/email/*",),
+        memory=512,
+        timeout=60,
+    ),
 }
 DEFAULT_ACCESS = Access(table="rw")
+
+
+def access_of(handler: str) -> Access:
+    return FUNCTION_ACCESS.get(handler, DEFAULT_ACCESS)
+
+
+def queue_visibility_timeout(queue: Any) -> int:
+    """The visibility timeout of a resources.Queue: its own, raised to 6× its consumer's timeout (+ window)."""
+    consumer = access_of(queue.handler)
+    return max(int(queue.visibility_timeout), VISIBILITY_FACTOR * consumer.timeout + QUEUE_BATCH_WINDOW)

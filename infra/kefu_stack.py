@@ -1,4 +1,5 @@
 """The kefu CDK stack: every resource of chalicelib/resources.py plus the Chalice app, Cognito, admin page, alarms."""
+
 from __future__ import annotations
 
 import atexit
@@ -67,7 +68,7 @@ from aws_cdk import (
 from chalice.cdk import Chalice
 from chalice.utils import to_cfn_resource_name
 from constructs import Construct
-from functions import DEFAULT_ACCESS, FUNCTION_ACCESS, Access
+from functions import DEFAULT_ACCESS, FUNCTION_ACCESS, QUEUE_BATCH_WINDOW, Access, queue_visibility_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPFUNCTIONS_DIR = ROOT / "stepfunctions"
@@ -76,11 +77,26 @@ ADMIN_DIR = ROOT / "admin"
 # Secrets the functions read as environment variables (chalicelib/config.py). Their values never enter the
 # template: in "ssm" mode the function gets KEFU_SECRETS_SSM_PATH and reads SecureString parameters
 # <path><NAME> at cold start; in "secretsmanager" mode CloudFormation resolves a dynamic reference at deploy time.
-SECRET_VARIABLES = ("WECHAT_TOKEN", "WECHAT_APP_SECRET", "WECHAT_ENCODING_AES_KEY", "TWILIO_AUTH_TOKEN",
-                    "KEFU_WEBHOOK_SECRETS")
+SECRET_VARIABLES = (
+    "WECHAT_TOKEN",
+    "WECHAT_APP_SECRET",
+    "WECHAT_ENCODING_AES_KEY",
+    "TWILIO_AUTH_TOKEN",
+    "KEFU_WEBHOOK_SECRETS",
+)
+# Where the code finds each bucket's deployed name (chalicelib/config.py); set on the functions with access to it.
+BUCKET_VARIABLES = {"kefu-attachments": "KEFU_ATTACHMENTS_BUCKET", "kefu-archive": "KEFU_ARCHIVE_BUCKET"}
 # Plain (non-secret) settings passed through from the synth environment when set.
-PASS_THROUGH_VARIABLES = ("KEFU_TIMEZONE", "KEFU_PUBLIC_BASE_URL", "KEFU_SURVEY_DELAY", "WECHAT_APP_ID",
-                          "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "KEFU_WEBHOOK_CALLBACKS", "KEFU_SES_SENDER")
+PASS_THROUGH_VARIABLES = (
+    "KEFU_TIMEZONE",
+    "KEFU_PUBLIC_BASE_URL",
+    "KEFU_SURVEY_DELAY",
+    "WECHAT_APP_ID",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_FROM_NUMBER",
+    "KEFU_WEBHOOK_CALLBACKS",
+    "KEFU_SES_SENDER",
+)
 
 ARCHIVE_RETENTION_DAYS = 1096  # 保存期限不少于3年: three years, leap day included
 
@@ -143,7 +159,7 @@ def integration_actions(definition: dict[str, Any]) -> list[tuple[str, dict[str,
         prefix = "arn:aws:states:::"
         if not resource.startswith(prefix):
             raise ValueError(f"state machine task {resource!r}: only optimised service integrations are supported")
-        service, _, api = resource[len(prefix):].partition(":")
+        service, _, api = resource[len(prefix) :].partition(":")
         api = api.split(".")[0]  # .sync / .waitForTaskToken
         found.append((f"{service}:{api[:1].upper()}{api[1:]}", dict(state.get("Parameters", {}))))
     return found
@@ -183,8 +199,11 @@ class KefuStack(cdk.Stack):
         types = {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
 
         def attribute(name: str) -> dynamodb.Attribute:
-            kinds = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
-                     "B": dynamodb.AttributeType.BINARY}
+            kinds = {
+                "S": dynamodb.AttributeType.STRING,
+                "N": dynamodb.AttributeType.NUMBER,
+                "B": dynamodb.AttributeType.BINARY,
+            }
             return dynamodb.Attribute(name=name, type=kinds[types[name]])
 
         keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
@@ -214,80 +233,131 @@ class KefuStack(cdk.Stack):
             )
 
         # --- SNS topics, SQS queues with their DLQs, SNS -> SQS subscriptions ---------------------------------
-        self.topics = {t: sns.Topic(self, f"Topic{to_cfn_resource_name(t)}", topic_name=self.name(t))
-                       for t in resources.TOPICS}
+        self.topics = {
+            t: sns.Topic(self, f"Topic{to_cfn_resource_name(t)}", topic_name=self.name(t)) for t in resources.TOPICS
+        }
         for topic in self.topics.values():
-            topic.add_to_resource_policy(iam.PolicyStatement(
-                sid="DenyInsecureTransport", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
-                actions=["sns:Publish"], resources=[topic.topic_arn],
-                conditions={"Bool": {"aws:SecureTransport": "false"}},
-            ))
+            topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="DenyInsecureTransport",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["sns:Publish"],
+                    resources=[topic.topic_arn],
+                    conditions={"Bool": {"aws:SecureTransport": "false"}},
+                )
+            )
         self.queues: dict[str, sqs.Queue] = {}
         self.dlqs: dict[str, sqs.Queue] = {}
         for queue in resources.QUEUES:
             cfn = to_cfn_resource_name(queue.name)
-            dlq = sqs.Queue(self, f"Dlq{cfn}", queue_name=self.name(queue.dlq_name),
-                            retention_period=cdk.Duration.days(14), enforce_ssl=True,
-                            encryption=sqs.QueueEncryption.SQS_MANAGED)
+            dlq = sqs.Queue(
+                self,
+                f"Dlq{cfn}",
+                queue_name=self.name(queue.dlq_name),
+                retention_period=cdk.Duration.days(14),
+                enforce_ssl=True,
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+            )
             self.dlqs[queue.name] = dlq
             self.queues[queue.name] = sqs.Queue(
-                self, f"Queue{cfn}", queue_name=self.name(queue.name),
-                visibility_timeout=cdk.Duration.seconds(queue.visibility_timeout),
+                self,
+                f"Queue{cfn}",
+                queue_name=self.name(queue.name),
+                visibility_timeout=cdk.Duration.seconds(queue_visibility_timeout(queue)),
                 dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=queue.max_receive_count, queue=dlq),
-                enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
             )
             if queue.topic:
                 self.topics[queue.topic].add_subscription(
                     subs.SqsSubscription(self.queues[queue.name], raw_message_delivery=True)
                 )
         # Failed table-stream batches (after bisecting and retries) leave their coordinates here.
-        self.stream_dlq = sqs.Queue(self, "DlqTableStream", queue_name=self.name("kefu-table-stream-dlq"),
-                                    retention_period=cdk.Duration.days(14), enforce_ssl=True,
-                                    encryption=sqs.QueueEncryption.SQS_MANAGED)
+        self.stream_dlq = sqs.Queue(
+            self,
+            "DlqTableStream",
+            queue_name=self.name("kefu-table-stream-dlq"),
+            retention_period=cdk.Duration.days(14),
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+        )
         self.dlqs["table-stream"] = self.stream_dlq
 
         # --- S3: attachments / inbound mail, and the archive (Object Lock, ≥ 3 years) --------------------------
         self.buckets: dict[str, s3.Bucket] = {}
-        for bucket_name in getattr(resources, "BUCKETS", ()):
-            if bucket_name == getattr(resources, "ARCHIVE_BUCKET", None):
+        for bucket_name in resources.BUCKETS:
+            if bucket_name == resources.ARCHIVE_BUCKET:
                 continue
             self.buckets[bucket_name] = s3.Bucket(
-                self, f"Bucket{to_cfn_resource_name(bucket_name)}",
+                self,
+                f"Bucket{to_cfn_resource_name(bucket_name)}",
                 bucket_name=self.bucket_name(bucket_name),
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-                encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=cdk.RemovalPolicy.RETAIN,
-                lifecycle_rules=[s3.LifecycleRule(
-                    transitions=[s3.Transition(storage_class=s3.StorageClass.INTELLIGENT_TIERING,
-                                               transition_after=cdk.Duration.days(30))])],
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                encryption=s3.BucketEncryption.S3_MANAGED,
+                removal_policy=cdk.RemovalPolicy.RETAIN,
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        transitions=[
+                            s3.Transition(
+                                storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                                transition_after=cdk.Duration.days(30),
+                            )
+                        ]
+                    )
+                ],
             )
-        archive_name = getattr(resources, "ARCHIVE_BUCKET", "kefu-archive")
+        archive_name = resources.ARCHIVE_BUCKET
         self.archive = s3.Bucket(
-            self, "BucketArchive", bucket_name=self.bucket_name(archive_name),
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED, versioned=True, object_lock_enabled=True,
+            self,
+            "BucketArchive",
+            bucket_name=self.bucket_name(archive_name),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.governance(cdk.Duration.days(ARCHIVE_RETENTION_DAYS)),
-            lifecycle_rules=[s3.LifecycleRule(
-                transitions=[s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                                           transition_after=cdk.Duration.days(90))],
-                noncurrent_version_expiration=cdk.Duration.days(ARCHIVE_RETENTION_DAYS))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=cdk.Duration.days(90),
+                        )
+                    ],
+                    noncurrent_version_expiration=cdk.Duration.days(ARCHIVE_RETENTION_DAYS),
+                )
+            ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self.buckets[archive_name] = self.archive
-        inbound_bucket = self.buckets.get(getattr(resources, "ATTACHMENTS_BUCKET", ""), self.archive)
+        inbound_bucket = self.buckets[resources.ATTACHMENTS_BUCKET]
 
         # --- State machines: definitions from stepfunctions/, role derived from their integrations ------------
-        values = substitutions(None, self.table.table_name,  # type: ignore[arg-type]
-                                {n: t.topic_arn for n, t in self.topics.items()})
+        values = substitutions(
+            None,
+            self.table.table_name,  # type: ignore[arg-type]
+            {n: t.topic_arn for n, t in self.topics.items()},
+        )
         self.state_machines: dict[str, sfn.StateMachine] = {}
         for sm_name, filename in resources.STATE_MACHINES.items():
             text = (STEPFUNCTIONS_DIR / filename).read_text(encoding="utf-8")
-            role = iam.Role(self, f"StatesRole{to_cfn_resource_name(sm_name)}",
-                            assumed_by=iam.ServicePrincipal("states.amazonaws.com"))
+            role = iam.Role(
+                self,
+                f"StatesRole{to_cfn_resource_name(sm_name)}",
+                assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            )
             for action, params in integration_actions(json.loads(text)):
-                role.add_to_policy(iam.PolicyStatement(
-                    actions=[action], resources=[self._integration_resource(action, params, values)]))
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=[action], resources=[self._integration_resource(action, params, values)]
+                    )
+                )
             self.state_machines[sm_name] = sfn.StateMachine(
-                self, f"StateMachine{to_cfn_resource_name(sm_name)}",
+                self,
+                f"StateMachine{to_cfn_resource_name(sm_name)}",
                 state_machine_name=self.name(sm_name),
                 definition_body=sfn.DefinitionBody.from_string(text),
                 definition_substitutions=values,
@@ -297,20 +367,31 @@ class KefuStack(cdk.Stack):
 
         # --- Cognito: one group per staff role, an app client for the admin page / API ------------------------
         self.user_pool = cognito.UserPool(
-            self, "UserPool", user_pool_name=self.name("kefu-staff"), self_sign_up_enabled=False,
+            self,
+            "UserPool",
+            user_pool_name=self.name("kefu-staff"),
+            self_sign_up_enabled=False,
             sign_in_aliases=cognito.SignInAliases(username=True, email=True),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
-            mfa=cognito.Mfa.OPTIONAL, mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
             password_policy=cognito.PasswordPolicy(min_length=12),
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         for role_name in ROLES:
-            cognito.CfnUserPoolGroup(self, f"Group{to_cfn_resource_name(role_name)}",
-                                     user_pool_id=self.user_pool.user_pool_id, group_name=role_name)
+            cognito.CfnUserPoolGroup(
+                self,
+                f"Group{to_cfn_resource_name(role_name)}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=role_name,
+            )
         self.client = self.user_pool.add_client(
-            "AdminClient", user_pool_client_name=self.name("kefu-admin"), generate_secret=False,
+            "AdminClient",
+            user_pool_client_name=self.name("kefu-admin"),
+            generate_secret=False,
             auth_flows=cognito.AuthFlow(user_srp=True, user_password=False),
-            id_token_validity=cdk.Duration.hours(1), access_token_validity=cdk.Duration.hours(1),
+            id_token_validity=cdk.Duration.hours(1),
+            access_token_validity=cdk.Duration.hours(1),
             prevent_user_existence_errors=True,
         )
 
@@ -318,23 +399,33 @@ class KefuStack(cdk.Stack):
         self.chalice = Chalice(self, "Api", source_dir=str(self._source_dir()), stage_config=self._stage_config())
         chalice_app = load_chalice_app()
         self.functions = self._functions(chalice_app)
-        self._wire_functions(chalice_app, inbound_bucket)
+        self._wire_functions(chalice_app)
 
         # --- SES inbound: receipt rule -> S3 (raw mail) + SNS notification to kefu-inbound-email --------------
         inbound_topic = self.topics["kefu-inbound-email"]
-        inbound_topic.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowSesPublish", principals=[iam.ServicePrincipal("ses.amazonaws.com")],
-            actions=["sns:Publish"], resources=[inbound_topic.topic_arn],
-            conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-        ))
+        inbound_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSesPublish",
+                principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[inbound_topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
         address = options.support_address or resources.SES_IDENTITY
         self.rule_set = ses.ReceiptRuleSet(
-            self, "InboundRuleSet", receipt_rule_set_name=self.name("kefu-inbound"),
-            rules=[ses.ReceiptRuleOptions(
-                receipt_rule_name=self.name("kefu-inbound-mail"), recipients=[address], scan_enabled=True,
-                tls_policy=ses.TlsPolicy.REQUIRE,
-                actions=[ses_actions.S3(bucket=inbound_bucket, object_key_prefix="inbound/", topic=inbound_topic)],
-            )],
+            self,
+            "InboundRuleSet",
+            receipt_rule_set_name=self.name("kefu-inbound"),
+            rules=[
+                ses.ReceiptRuleOptions(
+                    receipt_rule_name=self.name("kefu-inbound-mail"),
+                    recipients=[address],
+                    scan_enabled=True,
+                    tls_policy=ses.TlsPolicy.REQUIRE,
+                    actions=[ses_actions.S3(bucket=inbound_bucket, object_key_prefix="inbound/", topic=inbound_topic)],
+                )
+            ],
         )
         ses.EmailIdentity(self, "MailDomain", identity=ses.Identity.domain(address.split("@", 1)[1]))
 
@@ -356,10 +447,11 @@ class KefuStack(cdk.Stack):
 
     # ------------------------------------------------------------------ naming
     def name(self, resource_name: str) -> str:
-        """A catalogue name (`kefu-…`) under the configured prefix (`acme-…`)."""
-        if resource_name == "kefu" or resource_name.startswith("kefu-"):
-            return self.prefix + resource_name[len("kefu"):]
-        return f"{self.prefix}-{resource_name}"
+        """A catalogue name (`kefu-…`) under the configured prefix (`acme-…`): the rule the code looks names up by
+        (chalicelib.config.resource_name, with KEFU_RESOURCE_PREFIX set to the prefix below)."""
+        from chalicelib.config import resource_name as prefixed
+
+        return prefixed(resource_name, self.prefix)
 
     def bucket_name(self, resource_name: str) -> str:
         """Bucket names are global: suffixed with the account and region."""
@@ -407,8 +499,9 @@ class KefuStack(cdk.Stack):
         stage = Path(tempfile.mkdtemp(prefix="kefu-chalice-src-"))
         atexit.register(shutil.rmtree, stage, True)
         shutil.copy2(ROOT / "app.py", stage / "app.py")
-        shutil.copytree(ROOT / "chalicelib", stage / "chalicelib",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / "chalicelib", stage / "chalicelib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
         (stage / ".chalice").mkdir()
         shutil.copy2(ROOT / ".chalice" / "config.json", stage / ".chalice" / "config.json")
         if (ROOT / "vendor").is_dir():
@@ -449,73 +542,123 @@ class KefuStack(cdk.Stack):
     def function_name(self, handler: str) -> str:
         return self.name(f"kefu-{handler}")
 
-    def _wire_functions(self, chalice_app: Any, inbound_bucket: s3.Bucket) -> None:
+    def _wire_functions(self, chalice_app: Any) -> None:
         event_sources = {source.name: type(source).__name__ for source in chalice_app.event_sources}
         consumers = {q.handler: q for q in self.resources.QUEUES}
         for handler, logical_id in self.functions.items():
             access = FUNCTION_ACCESS.get(handler)
             if access is None:
                 cdk.Annotations.of(self).add_warning_v2(
-                    "kefu:function-access", f"{handler}: no FUNCTION_ACCESS entry; it gets the table only")
+                    "kefu:function-access", f"{handler}: no FUNCTION_ACCESS entry; it gets the table only"
+                )
                 access = DEFAULT_ACCESS
             fn_name = self.function_name(handler)
             cfn_function = self.chalice.get_resource(logical_id)
-            role = iam.Role(self, f"Role{logical_id}", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                            description=f"kefu {handler}: least privilege")
-            log_group = logs.LogGroup(self, f"Logs{logical_id}", log_group_name=f"/aws/lambda/{fn_name}",
-                                      retention=logs.RetentionDays.THREE_MONTHS,
-                                      removal_policy=cdk.RemovalPolicy.DESTROY)
-            role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                                                   resources=[f"{log_group.log_group_arn}"]))
+            role = iam.Role(
+                self,
+                f"Role{logical_id}",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"kefu {handler}: least privilege",
+            )
+            log_group = logs.LogGroup(
+                self,
+                f"Logs{logical_id}",
+                log_group_name=f"/aws/lambda/{fn_name}",
+                retention=logs.RetentionDays.THREE_MONTHS,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[f"{log_group.log_group_arn}"]
+                )
+            )
             self._grant(role, access)
             cfn_function.add_property_override("Role", role.role_arn)
             cfn_function.add_property_override("FunctionName", fn_name)
             cfn_function.add_property_override("MemorySize", access.memory)
             cfn_function.add_property_override("Timeout", access.timeout)
             cfn_function.add_resource_dependency(log_group.node.default_child)  # type: ignore[arg-type]
-            self._environment(logical_id, access, inbound_bucket)
+            self._environment(logical_id, access)
             if handler == "table_stream":
                 # What Lambda's stream poller needs, on this table's streams only (grant_stream_read adds
                 # dynamodb:ListStreams on "*").
-                role.add_to_policy(iam.PolicyStatement(
-                    actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
-                             "dynamodb:ListStreams"],
-                    resources=[f"{self.table.table_arn}/stream/*"]))
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=[
+                            "dynamodb:DescribeStream",
+                            "dynamodb:GetRecords",
+                            "dynamodb:GetShardIterator",
+                            "dynamodb:ListStreams",
+                        ],
+                        resources=[f"{self.table.table_arn}/stream/*"],
+                    )
+                )
                 self.stream_dlq.grant_send_messages(role)
                 lambda_.CfnEventSourceMapping(
-                    self, "StreamMapping", function_name=cfn_function.ref,
-                    event_source_arn=self.table.table_stream_arn, starting_position="TRIM_HORIZON",
-                    batch_size=100, maximum_batching_window_in_seconds=1,
-                    bisect_batch_on_function_error=True, maximum_retry_attempts=3,
-                    maximum_record_age_in_seconds=3600, parallelization_factor=1,
+                    self,
+                    "StreamMapping",
+                    function_name=cfn_function.ref,
+                    event_source_arn=self.table.table_stream_arn,
+                    starting_position="TRIM_HORIZON",
+                    batch_size=100,
+                    maximum_batching_window_in_seconds=1,
+                    bisect_batch_on_function_error=True,
+                    maximum_retry_attempts=3,
+                    maximum_record_age_in_seconds=3600,
+                    parallelization_factor=1,
                     function_response_types=["ReportBatchItemFailures"],
                     destination_config=lambda_.CfnEventSourceMapping.DestinationConfigProperty(
                         on_failure=lambda_.CfnEventSourceMapping.OnFailureProperty(
-                            destination=self.stream_dlq.queue_arn)),
+                            destination=self.stream_dlq.queue_arn
+                        )
+                    ),
                 ).add_resource_dependency(role.node.default_child)  # type: ignore[arg-type]
             if handler in consumers and event_sources.get(handler) != "SQSEventConfig":
                 queue = self.queues[consumers[handler].name]
                 queue.grant_consume_messages(role)
                 lambda_.CfnEventSourceMapping(
-                    self, f"QueueMapping{logical_id}", function_name=cfn_function.ref,
-                    event_source_arn=queue.queue_arn, batch_size=10, maximum_batching_window_in_seconds=0,
+                    self,
+                    f"QueueMapping{logical_id}",
+                    function_name=cfn_function.ref,
+                    event_source_arn=queue.queue_arn,
+                    batch_size=10,
+                    maximum_batching_window_in_seconds=QUEUE_BATCH_WINDOW,
                     function_response_types=["ReportBatchItemFailures"],
                     scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=10),
                 ).add_resource_dependency(role.node.default_child)  # type: ignore[arg-type]
             if handler == "inbound_email" and event_sources.get(handler) != "SNSEventConfig":
                 topic = self.topics["kefu-inbound-email"]
-                lambda_.CfnPermission(self, "InboundEmailInvoke", action="lambda:InvokeFunction",
-                                      function_name=cfn_function.ref, principal="sns.amazonaws.com",
-                                      source_arn=topic.topic_arn)
-                dlq = sqs.Queue(self, "DlqInboundEmail", queue_name=self.name("kefu-inbound-email-dlq"),
-                                retention_period=cdk.Duration.days(14), enforce_ssl=True)
+                lambda_.CfnPermission(
+                    self,
+                    "InboundEmailInvoke",
+                    action="lambda:InvokeFunction",
+                    function_name=cfn_function.ref,
+                    principal="sns.amazonaws.com",
+                    source_arn=topic.topic_arn,
+                )
+                dlq = sqs.Queue(
+                    self,
+                    "DlqInboundEmail",
+                    queue_name=self.name("kefu-inbound-email-dlq"),
+                    retention_period=cdk.Duration.days(14),
+                    enforce_ssl=True,
+                )
                 self.dlqs["inbound-email"] = dlq
-                sns.Subscription(self, "InboundEmailSubscription", topic=topic,
-                                 protocol=sns.SubscriptionProtocol.LAMBDA,
-                                 endpoint=cdk.Fn.get_att(logical_id, "Arn").to_string(),
-                                 dead_letter_queue=dlq)
-            if event_sources.get(handler) == "SNSEventConfig":
-                cfn_function.add_resource_dependency(self.topics["kefu-inbound-email"].node.default_child)  # type: ignore[arg-type]
+                sns.Subscription(
+                    self,
+                    "InboundEmailSubscription",
+                    topic=topic,
+                    protocol=sns.SubscriptionProtocol.LAMBDA,
+                    endpoint=cdk.Fn.get_att(logical_id, "Arn").to_string(),
+                    dead_letter_queue=dlq,
+                )
+            for source in chalice_app.event_sources:
+                if source.name == handler and type(source).__name__ == "SNSEventConfig":
+                    # Chalice subscribes to the catalogue name (`kefu-…`); point the event at the prefixed topic.
+                    topic = self.topics[source.topic]
+                    event = to_cfn_resource_name(f"{source.name}-sns-subscription")
+                    cfn_function.add_property_override(f"Events.{event}.Properties.Topic", topic.topic_arn)
+                    cfn_function.add_resource_dependency(topic.node.default_child)  # type: ignore[arg-type]
             self._check_schedule(handler, chalice_app)
 
     def _check_schedule(self, handler: str, chalice_app: Any) -> None:
@@ -533,80 +676,118 @@ class KefuStack(cdk.Stack):
             self.table.grant_read_data(role)
         for topic in access.publish:
             self.topics[topic].grant_publish(role)
-        for queue in access.send:
+        for queue in access.send:  # SendMessage, GetQueueUrl (SqsQueue looks the URL up), GetQueueAttributes
             self.queues[queue].grant_send_messages(role)
-            role.add_to_policy(iam.PolicyStatement(actions=["sqs:GetQueueUrl"],
-                                                   resources=[self.queues[queue].queue_arn]))
-        if access.timers:
+        if access.timers:  # StepFunctionsTimers: start_execution / stop_execution, nothing else
             for sm_name, machine in self.state_machines.items():
-                name = self.name(sm_name)
                 machine.grant_start_execution(role)
-                role.add_to_policy(iam.PolicyStatement(
-                    actions=["states:StopExecution", "states:DescribeExecution"],
-                    resources=[self.format_arn(service="states", resource="execution", resource_name=f"{name}:*",
-                                               arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
-        for bucket in access.read_buckets:
-            if bucket in self.buckets:
-                self.buckets[bucket].grant_read(role)
-        for bucket in access.write_buckets:
-            if bucket in self.buckets:
-                self.buckets[bucket].grant_put(role)
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["states:StopExecution"],
+                        resources=[
+                            self.format_arn(
+                                service="states",
+                                resource="execution",
+                                resource_name=f"{self.name(sm_name)}:*",
+                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        ],
+                    )
+                )
+        for pattern in access.read_objects:
+            bucket, _, keys = pattern.partition("/")
+            self.buckets[bucket].grant_read(role, keys or "*")
+        for pattern in access.write_objects:
+            bucket, _, keys = pattern.partition("/")
+            self.buckets[bucket].grant_put(role, keys or "*")
+        if access.send_email:
+            # SES authorises the identities a message uses (the sender's; in the sandbox the recipients' too):
+            # any verified identity of this account and region, no other API.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["ses:SendRawEmail"],
+                    resources=[self.format_arn(service="ses", resource="identity", resource_name="*")],
+                )
+            )
         if access.secrets:
             path = self.secrets_path.rstrip("/")
             if self.options.secrets == "ssm":
-                role.add_to_policy(iam.PolicyStatement(
-                    actions=["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
-                    resources=[cdk.Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
-                                          + path), cdk.Fn.sub(
-                        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + path + "/*")]))
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
+                        resources=[
+                            cdk.Fn.sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + path),
+                            cdk.Fn.sub(
+                                "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + path + "/*"
+                            ),
+                        ],
+                    )
+                )
 
-    def _environment(self, logical_id: str, access: Access, inbound_bucket: s3.Bucket) -> None:
+    def _environment(self, logical_id: str, access: Access) -> None:
         env = {
             "KEFU_AWS_ACCOUNT_ID": self.account,
             "KEFU_COGNITO_USER_POOL_ID": self.user_pool.user_pool_id,
             "KEFU_COGNITO_CLIENT_ID": self.client.user_pool_client_id,
-            "KEFU_ATTACHMENTS_BUCKET": inbound_bucket.bucket_name,
-            "KEFU_ARCHIVE_BUCKET": self.archive.bucket_name,
         }
+        for bucket in sorted(access.buckets):  # the deployed names of the buckets it may touch
+            env[BUCKET_VARIABLES[bucket]] = self.buckets[bucket].bucket_name
+        if access.send_email and self.options.support_address and "KEFU_SES_SENDER" not in self.options.extra_env:
+            env["KEFU_SES_SENDER"] = self.options.support_address  # replies come from the support address
         if access.secrets:
             if self.options.secrets == "ssm":
                 env["KEFU_SECRETS_SSM_PATH"] = self.secrets_path
             else:
                 for variable in SECRET_VARIABLES:
-                    env[variable] = (f"{{{{resolve:secretsmanager:{self.prefix}/secrets:SecretString:"
-                                     f"{variable}}}}}")
+                    env[variable] = f"{{{{resolve:secretsmanager:{self.prefix}/secrets:SecretString:{variable}}}}}"
         for key, value in env.items():
             self.chalice.add_environment_variable(key, value, logical_id)
 
     # ------------------------------------------------------------------ admin page
     def _admin_site(self) -> None:
-        bucket = s3.Bucket(self, "AdminBucket", block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                           enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
-                           removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=False)
+        bucket = s3.Bucket(
+            self,
+            "AdminBucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=False,
+        )
         rewrite = cloudfront.Function(
-            self, "AdminIndex", runtime=cloudfront.FunctionRuntime.JS_2_0,
+            self,
+            "AdminIndex",
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
             code=cloudfront.FunctionCode.from_inline(
                 "function handler(event) { var r = event.request;"
                 " if (r.uri === '/' || r.uri === '/admin' || r.uri === '/admin/') { r.uri = '/admin/index.html'; }"
-                " return r; }"),
+                " return r; }"
+            ),
         )
         api_origin = origins.HttpOrigin(
-            cdk.Fn.sub("${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"), origin_path="/api",
+            cdk.Fn.sub("${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"),
+            origin_path="/api",
             protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
         )
         api_behavior = cloudfront.BehaviorOptions(
-            origin=api_origin, viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            origin=api_origin,
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
             cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
             origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
         )
         self.distribution = cloudfront.Distribution(
-            self, "AdminDistribution", comment=f"{self.prefix} admin page",
+            self,
+            "AdminDistribution",
+            comment=f"{self.prefix} admin page",
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.S3BucketOrigin.with_origin_access_control(bucket),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                function_associations=[cloudfront.FunctionAssociation(
-                    function=rewrite, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST)],
+                function_associations=[
+                    cloudfront.FunctionAssociation(
+                        function=rewrite, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                    )
+                ],
             ),
             additional_behaviors={"/api/*": api_behavior},
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
@@ -619,9 +800,13 @@ class KefuStack(cdk.Stack):
             "client_id": self.client.user_pool_client_id,
         }
         s3deploy.BucketDeployment(
-            self, "AdminDeployment", destination_bucket=bucket, destination_key_prefix="admin/",
+            self,
+            "AdminDeployment",
+            destination_bucket=bucket,
+            destination_key_prefix="admin/",
             sources=[s3deploy.Source.asset(str(ADMIN_DIR)), s3deploy.Source.json_data("config.json", config)],
-            distribution=self.distribution, distribution_paths=["/admin/*"],
+            distribution=self.distribution,
+            distribution_paths=["/admin/*"],
         )
         cdk.CfnOutput(self, "AdminUrl", value=f"https://{self.distribution.distribution_domain_name}/admin/")
 
@@ -631,33 +816,54 @@ class KefuStack(cdk.Stack):
 
         def alarm(construct_id: str, metric: cloudwatch.IMetric, description: str, threshold: float = 1) -> None:
             created = cloudwatch.Alarm(
-                self, construct_id, metric=metric, threshold=threshold, evaluation_periods=1,
+                self,
+                construct_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
             )
             created.add_alarm_action(action)
 
         for name, dlq in self.dlqs.items():
-            alarm(f"Alarm{to_cfn_resource_name(name)}Dlq",
-                  dlq.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(1),
-                                                                    statistic="Maximum"),
-                  f"messages in the dead-letter queue of {name}")
+            alarm(
+                f"Alarm{to_cfn_resource_name(name)}Dlq",
+                dlq.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(1), statistic="Maximum"),
+                f"messages in the dead-letter queue of {name}",
+            )
         for handler in self.functions:
-            alarm(f"AlarmErrors{to_cfn_resource_name(handler)}",
-                  cloudwatch.Metric(namespace="AWS/Lambda", metric_name="Errors",
-                                    dimensions_map={"FunctionName": self.function_name(handler)},
-                                    statistic="Sum", period=cdk.Duration.minutes(5)),
-                  f"Lambda {self.function_name(handler)} errors")
+            alarm(
+                f"AlarmErrors{to_cfn_resource_name(handler)}",
+                cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="Errors",
+                    dimensions_map={"FunctionName": self.function_name(handler)},
+                    statistic="Sum",
+                    period=cdk.Duration.minutes(5),
+                ),
+                f"Lambda {self.function_name(handler)} errors",
+            )
         for sm_name, machine in self.state_machines.items():
             cfn = to_cfn_resource_name(sm_name)
-            alarm(f"AlarmFailed{cfn}", machine.metric_failed(period=cdk.Duration.minutes(5), statistic="Sum"),
-                  f"{sm_name} executions failed")
-            alarm(f"AlarmTimedOut{cfn}", machine.metric_timed_out(period=cdk.Duration.minutes(5), statistic="Sum"),
-                  f"{sm_name} executions timed out")
+            alarm(
+                f"AlarmFailed{cfn}",
+                machine.metric_failed(period=cdk.Duration.minutes(5), statistic="Sum"),
+                f"{sm_name} executions failed",
+            )
+            alarm(
+                f"AlarmTimedOut{cfn}",
+                machine.metric_timed_out(period=cdk.Duration.minutes(5), statistic="Sum"),
+                f"{sm_name} executions timed out",
+            )
         # Every message on the clock topic is a breach report (state machines and the sweep publish
         # `clock.breached` there), so its publish count is the SLA breach counter.
-        alarm("AlarmSlaBreaches",
-              self.topics["kefu-clock-events"].metric_number_of_messages_published(
-                  period=cdk.Duration.minutes(5), statistic="Sum"),
-              "SLA breaches (clock.breached reports) above the threshold in 5 minutes",
-              threshold=self.options.sla_breach_threshold)
+        alarm(
+            "AlarmSlaBreaches",
+            self.topics["kefu-clock-events"].metric_number_of_messages_published(
+                period=cdk.Duration.minutes(5), statistic="Sum"
+            ),
+            "SLA breaches (clock.breached reports) above the threshold in 5 minutes",
+            threshold=self.options.sla_breach_threshold,
+        )

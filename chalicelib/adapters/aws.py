@@ -1,4 +1,5 @@
 """Lazily created, cached boto3 clients, and the SNS, SQS and Step Functions adapters over them."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ..config import resource_name
 from ..domain import clock_rules
 from ..domain.sla import SlaPolicy
 from ..domain.ticket import Clock, parse_iso
@@ -19,12 +21,17 @@ logger = logging.getLogger(__name__)
 
 
 class AwsClients:
-    """Creates each boto3 client on first use (never at import) and keeps it for the container's life."""
+    """Creates each boto3 client on first use (never at import) and keeps it for the container's life.
 
-    def __init__(self, region: str, endpoint_url: str = "", account_id: str = "") -> None:
+    `prefix` is KEFU_RESOURCE_PREFIX: catalogue names (`kefu-outbox`) resolve to the deployed ones (`acme-outbox`)
+    through `resource_name`; `topic_arn`, `queue_url` and `state_machine_arn` take deployed names.
+    """
+
+    def __init__(self, region: str, endpoint_url: str = "", account_id: str = "", prefix: str = "kefu") -> None:
         self.region = region
         self.endpoint_url = endpoint_url or None
         self._account_id = account_id
+        self.prefix = prefix
         self._clients: dict[str, Any] = {}
         self._config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
 
@@ -39,6 +46,10 @@ class AwsClients:
     def account_id(self) -> str:
         return self._account_id or str(self.client("sts").get_caller_identity()["Account"])
 
+    def resource_name(self, name: str) -> str:
+        """The deployed name of a catalogue topic, queue or state machine (the rule infra/ names them by)."""
+        return resource_name(name, self.prefix)
+
     def topic_arn(self, name: str) -> str:
         return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
 
@@ -50,14 +61,14 @@ class AwsClients:
 
 
 class SnsPublisher:
-    """Publisher over SNS: topic names resolve to ARNs in this account and region."""
+    """Publisher over SNS: catalogue topic names resolve to the prefixed topics' ARNs in this account and region."""
 
     def __init__(self, aws: AwsClients, overrides: dict[str, str] | None = None) -> None:
         self.aws = aws
         self.overrides = overrides or {}
 
     def publish(self, topic: str, message: dict[str, Any], *, subject: str = "") -> None:
-        arn = self.overrides.get(topic) or self.aws.topic_arn(topic)
+        arn = self.overrides.get(topic) or self.aws.topic_arn(self.aws.resource_name(topic))
         kwargs: dict[str, Any] = {"TopicArn": arn, "Message": json.dumps(message, ensure_ascii=False)}
         if subject:
             kwargs["Subject"] = subject[:100]
@@ -65,7 +76,7 @@ class SnsPublisher:
 
 
 class SqsQueue:
-    """Queue over SQS; queue URLs are looked up once and cached."""
+    """Queue over SQS; catalogue queue names resolve to the prefixed queues' URLs, looked up once and cached."""
 
     def __init__(self, aws: AwsClients, overrides: dict[str, str] | None = None) -> None:
         self.aws = aws
@@ -73,7 +84,7 @@ class SqsQueue:
 
     def send(self, queue: str, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
         if queue not in self._urls:
-            self._urls[queue] = self.aws.queue_url(queue)
+            self._urls[queue] = self.aws.queue_url(self.aws.resource_name(queue))
         self.aws.client("sqs").send_message(
             QueueUrl=self._urls[queue],
             MessageBody=json.dumps(message, ensure_ascii=False),
@@ -95,10 +106,13 @@ def wait_timestamp(at: datetime) -> str:
 
 
 class StepFunctionsTimers:
-    """Timers over one Step Functions state machine: a named execution per clock run.
+    """Timers over the clock state machines: a named execution per clock run.
 
-    The input carries the deadline (`due_at`), the warning time (`warn_at`, first_response/resolution at
-    level 0, from the policy's calendars) and `announce` for clocks someone must hear of at once (urgent).
+    A run starts in the machine whose first state is the one it needs, so a run stopped before its deadline
+    is billed one transition: `{base}` waits for the deadline; `{base}-warned` first waits for the warning
+    (first_response/resolution at level 0, `warn_at` from the policy's calendars); `{base}-announced` first
+    announces the start (urgent at level 0: the duty manager hears of it at once). The variant follows from
+    the clock's name and level alone, so a run is stopped without remembering where it was started.
     """
 
     def __init__(
@@ -111,7 +125,15 @@ class StepFunctionsTimers:
 
     @property
     def arn(self) -> str:
-        return self._arn or self.aws.state_machine_arn(self.state_machine)
+        return self._arn or self.aws.state_machine_arn(self.aws.resource_name(self.state_machine))
+
+    def machine_arn(self, clock_name: str, level: int) -> str:
+        """The state machine a run of this clock at this level is started in."""
+        if level == 0 and clock_name in clock_rules.ANNOUNCED:
+            return self.arn + "-announced"
+        if level == 0 and clock_name in clock_rules.WARNED:
+            return self.arn + "-warned"
+        return self.arn
 
     def run_input(self, ticket_id: str, clock: Clock) -> dict[str, Any]:
         """The execution input of one clock run."""
@@ -123,22 +145,20 @@ class StepFunctionsTimers:
             "level": clock.level,
             "started_at": clock.started_at,
             "due_at": due,
-            "warn": False,
-            "warn_at": due,
-            "announce": clock.name in clock_rules.ANNOUNCED and clock.level == 0,
+            "warn_at": due,  # a warning that cannot come before the deadline is given at it
         }
         if self.policy is not None:
             warn = clock_rules.warning_at(clock_rules.channel_of(ticket_id), clock, self.policy)
             warn_at = warn.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if warn else ""  # whole seconds, down
             if warn_at and warn_at < due:
-                payload.update(warn=True, warn_at=warn_at)
+                payload["warn_at"] = warn_at
         return payload
 
     def start(self, ticket_id: str, clock: Clock) -> None:
         payload = self.run_input(ticket_id, clock)
         try:
             self.aws.client("stepfunctions").start_execution(
-                stateMachineArn=self.arn,
+                stateMachineArn=self.machine_arn(clock.name, clock.level),
                 name=execution_name(ticket_id, clock.name, clock.version),
                 input=json.dumps(payload),
             )
@@ -146,8 +166,9 @@ class StepFunctionsTimers:
             if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
 
-    def stop(self, ticket_id: str, clock_name: str, version: int) -> None:
-        arn = self.arn.replace(":stateMachine:", ":execution:") + ":" + execution_name(ticket_id, clock_name, version)
+    def stop(self, ticket_id: str, clock_name: str, version: int, level: int = 0) -> None:
+        machine = self.machine_arn(clock_name, level)
+        arn = machine.replace(":stateMachine:", ":execution:") + ":" + execution_name(ticket_id, clock_name, version)
         try:
             self.aws.client("stepfunctions").stop_execution(executionArn=arn, cause="superseded or satisfied")
         except ClientError as exc:

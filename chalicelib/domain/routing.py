@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ValidationError
@@ -22,6 +22,9 @@ ROLES = (
     "qa",
     "admin",
 )
+# After-sales work orders (docs/WORK_ORDERS.md): who runs them; engineers see and work only those assigned to them.
+WORK_ORDER_MANAGERS = frozenset({"after_sales", "supervisor", "manager", "admin"})
+ENGINEER = "engineer"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 REASON_NO_ONE_ONLINE = "no_one_online"
@@ -108,9 +111,7 @@ class RoutingDecision:
 
 DEFAULT_RULES: tuple[RoutingRule, ...] = (
     RoutingRule(name="urgent", urgent=True, notify_duty_manager=True),
-    RoutingRule(
-        name="vip", tiers=("vip",), team="vip", roles=("senior_agent",), notify_account_manager=True
-    ),
+    RoutingRule(name="vip", tiers=("vip",), team="vip", roles=("senior_agent",), notify_account_manager=True),
     RoutingRule(name="complaint", categories=("complaint",), team="supervisors", roles=("supervisor",)),
     RoutingRule(name="after_sales", categories=("after_sales",), team="after_sales", roles=("after_sales",)),
     RoutingRule(name="suggestion", categories=("suggestion",), team="product_ops", roles=("product_ops",)),
@@ -130,7 +131,10 @@ def _eligible(member: StaffMember, rule: RoutingRule, facts: RoutingFacts, wante
 
 
 def route(
-    facts: RoutingFacts, staff: Sequence[StaffMember], rules: Sequence[RoutingRule] = DEFAULT_RULES
+    facts: RoutingFacts,
+    staff: Sequence[StaffMember],
+    rules: Sequence[RoutingRule] = DEFAULT_RULES,
+    load: Callable[[str], int] | None = None,
 ) -> RoutingDecision:
     """Applies the rules to the facts and picks an assignee among `staff`.
 
@@ -139,6 +143,7 @@ def route(
     the skills the ticket wants. If nobody online has the ticket's wanted skills, they are relaxed to the
     rule's own. Among the online eligible the one with the fewest open tickets wins, ties by id. Nobody
     online → no assignee and the team's supervisors (every supervisor when the team has none) are told.
+    `load(staff_id)`, when given, counts the open tickets of the eligible only (instead of `open_tickets`).
     """
     notify: list[tuple[str, str]] = []
     chosen: RoutingRule | None = None
@@ -160,6 +165,8 @@ def route(
     if not candidates and wanted != required:
         candidates = [m for m in staff if _eligible(m, rule, facts, required) and m.online]
         relaxed = bool(candidates)
+    if load is not None:
+        candidates = [replace(m, open_tickets=load(m.id)) for m in candidates]
     candidates.sort(key=lambda m: (m.open_tickets, m.id))
     assignee = candidates[0] if candidates else None
 

@@ -1,4 +1,5 @@
 """Effects of committed changes, read off the table's stream: start/stop timers, queue outbound sends."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -63,15 +64,19 @@ class EffectsDispatcher:
     def _on_clock(self, change: Change) -> int:
         new, old = change.new, change.old
         started = 0
-        if new and new.get("state") == CLOCK_RUNNING and (
-            not old or old.get("state") != CLOCK_RUNNING or int(old.get("version", 0)) != int(new["version"])
+        if (
+            new
+            and new.get("state") == CLOCK_RUNNING
+            and (not old or old.get("state") != CLOCK_RUNNING or int(old.get("version", 0)) != int(new["version"]))
         ):
             self.timers.start(str(new["ticket_id"]), _clock(new))
             started = 1
-        if old and old.get("state") == CLOCK_RUNNING and (
-            not new or new.get("state") != CLOCK_RUNNING or int(old["version"]) != int(new.get("version", 0))
+        if (
+            old
+            and old.get("state") == CLOCK_RUNNING
+            and (not new or new.get("state") != CLOCK_RUNNING or int(old["version"]) != int(new.get("version", 0)))
         ):
-            self.timers.stop(str(old["ticket_id"]), str(old["name"]), int(old["version"]))
+            self.timers.stop(str(old["ticket_id"]), str(old["name"]), int(old["version"]), int(old.get("level", 0)))
         return started
 
     def _on_message(self, image: dict[str, Any]) -> int:

@@ -15,11 +15,17 @@ import pytest
 from chalicelib import resources
 from chalicelib.adapters.dynamodb.schema import TTL_ATTRIBUTE, table_definition
 from chalicelib.api.auth import ROLES
+from chalicelib.config import Settings, resource_name
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+if str(ROOT / "infra") not in sys.path:
+    # Last, so that `import app` still finds the Chalice app rather than infra/app.py; the stack imports `functions`.
+    sys.path.append(str(ROOT / "infra"))
+
+from functions import FUNCTION_ACCESS, QUEUE_BATCH_WINDOW, VISIBILITY_FACTOR, queue_visibility_timeout  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +107,7 @@ def test_every_queue_has_a_dlq_with_the_catalogue_redrive(template_json: dict[st
         redrive = props["RedrivePolicy"]
         assert redrive["maxReceiveCount"] == queue.max_receive_count
         assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
-        assert props["VisibilityTimeout"] == queue.visibility_timeout
+        assert props["VisibilityTimeout"] == queue_visibility_timeout(queue) >= queue.visibility_timeout
     for name, (_, props) in names.items():
         assert name.endswith("-dlq") or "RedrivePolicy" in props, f"{name} has no dead-letter queue"
 
@@ -221,8 +227,8 @@ def test_event_source_mappings(template_json: dict[str, Any]) -> None:
         found = [m["Properties"] for m in mappings if m["Properties"]["FunctionName"] == {"Ref": logical}]
         assert len(found) == 1, queue.handler
         assert found[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        # Lambda refuses an SQS mapping whose queue times out before the function does.
-        assert functions[logical]["Properties"]["Timeout"] <= queue.visibility_timeout
+        assert found[0]["MaximumBatchingWindowInSeconds"] == QUEUE_BATCH_WINDOW
+        assert functions[logical]["Properties"]["Timeout"] == FUNCTION_ACCESS[queue.handler].timeout
 
 
 def test_schedules_come_from_chalice_once(template_json: dict[str, Any]) -> None:
@@ -260,3 +266,205 @@ def test_synth_writes_no_secret_values(synth_dir: Path) -> None:
     text = (synth_dir / "kefu.template.json").read_text()
     for marker in ("e2e-secret", "test-secret", "BEGIN PRIVATE KEY", "testing"):
         assert marker not in text
+
+
+# --- least privilege that is still enough, per function (infra/functions.py) -----------------------------------
+
+
+def role_statements(template_json: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to a function's role, with Action and Resource as lists."""
+    role = template_json["Resources"][logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    found = []
+    for policy in of_type(template_json, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions, targets = statement["Action"], statement["Resource"]
+                found.append(
+                    {
+                        **statement,
+                        "Action": actions if isinstance(actions, list) else [actions],
+                        "Resource": targets if isinstance(targets, list) else [targets],
+                    }
+                )
+    return found
+
+
+def granted(statements: list[dict[str, Any]], action: str, target: Any) -> bool:
+    return any(s["Effect"] == "Allow" and action in s["Action"] and target in s["Resource"] for s in statements)
+
+
+def logical_ids(template_json: dict[str, Any], kind: str, name_property: str) -> dict[str, str]:
+    return {r["Properties"][name_property]: k for k, r in of_type(template_json, kind).items()}
+
+
+def test_table_stream_may_do_what_the_effects_dispatcher_does(template: Any, template_json: dict[str, Any]) -> None:
+    from aws_cdk.assertions import Match
+
+    (table_id,) = of_type(template_json, "AWS::DynamoDB::Table")
+    topics = logical_ids(template_json, "AWS::SNS::Topic", "TopicName")
+    queues = logical_ids(template_json, "AWS::SQS::Queue", "QueueName")
+    machines = logical_ids(template_json, "AWS::StepFunctions::StateMachine", "StateMachineName")
+    role_id = template_json["Resources"]["TableStream"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    # triage, notifications and clock resumption write the table; routing notices go to the staff topic.
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": role_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Action": "sns:Publish",
+                                "Resource": {"Ref": topics["kefu-staff-notifications"]},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    statements = role_statements(template_json, "TableStream")
+    table = {"Fn::GetAtt": [table_id, "Arn"]}
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    ):
+        assert granted(statements, action, table), action
+    assert granted(statements, "sns:Publish", {"Ref": topics["kefu-staff-notifications"]})
+    assert granted(statements, "sqs:SendMessage", {"Fn::GetAtt": [queues["kefu-outbox"], "Arn"]})
+    assert granted(statements, "sqs:GetQueueUrl", {"Fn::GetAtt": [queues["kefu-outbox"], "Arn"]})
+    for name in resources.STATE_MACHINES:
+        assert granted(statements, "states:StartExecution", {"Ref": machines[name]}), name
+    stops = [s for s in statements if "states:StopExecution" in s["Action"]]
+    assert len(stops) == len(resources.STATE_MACHINES)
+    assert {a for s in statements for a in s["Action"] if a.startswith("states:")} == {
+        "states:StartExecution",
+        "states:StopExecution",
+    }
+    assert template_json["Resources"]["TableStream"]["Properties"]["MemorySize"] >= 512  # jieba
+
+
+def test_each_function_gets_what_its_code_path_uses_and_no_more(template_json: dict[str, Any]) -> None:
+    topics = logical_ids(template_json, "AWS::SNS::Topic", "TopicName")
+    publish = {
+        logical: {
+            t
+            for t, ref in topics.items()
+            if granted(role_statements(template_json, logical), "sns:Publish", {"Ref": ref})
+        }
+        for logical in of_type(template_json, "AWS::Serverless::Function")
+    }
+    assert publish["APIHandler"] == {"kefu-staff-notifications"}  # work orders: low spare-part stock
+    assert publish["TableStream"] == {"kefu-staff-notifications"}
+    assert publish["ReconcileClocks"] == {"kefu-clock-events"}
+    for logical in ("ClockEvents", "OutboxSender", "InboundEmail", "RecomputeTiers"):
+        assert publish[logical] == set(), logical
+    sends = [s for s in role_statements(template_json, "OutboxSender") if "ses:SendRawEmail" in s["Action"]]
+    assert sends and all(s["Action"] == ["ses:SendRawEmail"] for s in sends)
+    for logical in of_type(template_json, "AWS::Serverless::Function"):
+        actions = {a for s in role_statements(template_json, logical) for a in s["Action"]}
+        assert ("ses:SendRawEmail" in actions) == (logical == "OutboxSender"), logical
+        assert any(a.startswith("states:") for a in actions) == (logical == "TableStream"), logical
+    # inbound_email reads the mail SES stored under inbound/ and writes attachments under email/, nothing else.
+    s3 = [s for s in role_statements(template_json, "InboundEmail") if any(a.startswith("s3:") for a in s["Action"])]
+    object_keys = {json.dumps(r) for s in s3 for r in s["Resource"] if "Fn::Join" in r}
+    assert object_keys and all('"/inbound/*"' in k or '"/email/*"' in k for k in object_keys), object_keys
+
+
+def test_functions_get_the_names_of_the_buckets_they_may_use(template_json: dict[str, Any]) -> None:
+    buckets = {
+        k: b["Properties"]["BucketName"]
+        for k, b in of_type(template_json, "AWS::S3::Bucket").items()
+        if "BucketName" in b["Properties"]
+    }
+    variables = {
+        "KEFU_ATTACHMENTS_BUCKET": resources.ATTACHMENTS_BUCKET,
+        "KEFU_ARCHIVE_BUCKET": resources.ARCHIVE_BUCKET,
+    }
+    for logical, function in of_type(template_json, "AWS::Serverless::Function").items():
+        env = function["Properties"]["Environment"]["Variables"]
+        usable = {
+            json.dumps(r)
+            for s in role_statements(template_json, logical)
+            if any(a.startswith("s3:") for a in s["Action"])
+            for r in s["Resource"]
+        }
+        for variable, catalogue in variables.items():
+            (bucket_id,) = [k for k, name in buckets.items() if json.dumps(name).find(catalogue + "-") >= 0]
+            may_use = any(bucket_id in u for u in usable)
+            assert (variable in env) == may_use, (logical, variable)
+            if may_use:
+                assert env[variable] == {"Ref": bucket_id}
+    # ...and the code reads them there.
+    settings = Settings.from_env({"KEFU_ATTACHMENTS_BUCKET": "a", "KEFU_ARCHIVE_BUCKET": "b"})
+    assert (settings.attachments_bucket, settings.archive_bucket) == ("a", "b")
+
+
+def test_queue_visibility_is_six_times_the_consumer_timeout(template_json: dict[str, Any]) -> None:
+    """AWS: a queue feeding Lambda needs a visibility timeout ≥ 6 × the function's timeout (+ batching window)."""
+    queues = of_type(template_json, "AWS::SQS::Queue")
+    functions = of_type(template_json, "AWS::Serverless::Function")
+    checked = set()
+    pairs = []  # (queue logical id, function logical id, batching window)
+    for mapping in of_type(template_json, "AWS::Lambda::EventSourceMapping").values():
+        props = mapping["Properties"]
+        source = props["EventSourceArn"]
+        if isinstance(source, dict) and source.get("Fn::GetAtt", [None])[0] in queues:
+            pairs.append(
+                (source["Fn::GetAtt"][0], props["FunctionName"]["Ref"], props.get("MaximumBatchingWindowInSeconds", 0))
+            )
+    for logical, function in functions.items():  # Chalice's own @app.on_sqs_message, should there be any
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "SQS":
+                queue = event["Properties"]["Queue"]
+                assert isinstance(queue, dict) and "Fn::GetAtt" in queue, f"{logical}: SQS event outside the stack"
+                pairs.append(
+                    (queue["Fn::GetAtt"][0], logical, event["Properties"].get("MaximumBatchingWindowInSeconds", 0))
+                )
+    for queue_id, function_id, window in pairs:
+        visibility = queues[queue_id]["Properties"]["VisibilityTimeout"]
+        timeout = functions[function_id]["Properties"]["Timeout"]
+        assert visibility >= VISIBILITY_FACTOR * timeout + window, (queue_id, function_id, visibility, timeout)
+        checked.add(queues[queue_id]["Properties"]["QueueName"])
+    assert checked == {q.name for q in resources.QUEUES}
+
+
+def test_sns_event_sources_subscribe_to_the_stacks_topics(template_json: dict[str, Any]) -> None:
+    """Chalice writes `kefu-inbound-email` as a name; under another prefix that topic would not exist."""
+    topics = set(of_type(template_json, "AWS::SNS::Topic"))
+    events = [
+        e
+        for f in of_type(template_json, "AWS::Serverless::Function").values()
+        for e in f["Properties"].get("Events", {}).values()
+        if e["Type"] == "SNS"
+    ]
+    assert events
+    for event in events:
+        topic = event["Properties"]["Topic"]
+        assert isinstance(topic, dict) and topic.get("Ref") in topics, topic
+
+
+def test_the_stack_names_resources_by_the_rule_the_code_resolves_them_by() -> None:
+    from types import SimpleNamespace
+
+    from kefu_stack import KefuStack
+
+    catalogue = [
+        resources.TABLE_NAME,
+        *resources.TOPICS,
+        *(q.name for q in resources.QUEUES),
+        *(q.dlq_name for q in resources.QUEUES),
+        *resources.STATE_MACHINES,
+    ]
+    for prefix in ("kefu", "acme", "kefu-staging"):
+        stack = SimpleNamespace(prefix=prefix)
+        settings = Settings.from_env({"KEFU_RESOURCE_PREFIX": prefix})
+        for name in catalogue:
+            assert KefuStack.name(stack, name) == settings.resource_name(name) == resource_name(name, prefix)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 """The EffectsDispatcher on the table's stream: clocks start and stop Step Functions timers, replies are queued."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,14 @@ def real_time(moto_stack: Any) -> Iterator[None]:
 
 def new_ticket(stack: Any, n: int = 1) -> str:
     result = stack.container.intake.receive(
-        InboundMessage(channel="APP", source="app", dedupe_key=f"app:e{n}", customer=CustomerRef(external_id=f"u{n}"),
-                       text="你好", received_at=stack.clock.now())
+        InboundMessage(
+            channel="APP",
+            source="app",
+            dedupe_key=f"app:e{n}",
+            customer=CustomerRef(external_id=f"u{n}"),
+            text="你好",
+            received_at=stack.clock.now(),
+        )
     )
     return str(result.ticket_id)
 
@@ -38,9 +45,13 @@ def new_ticket(stack: Any, n: int = 1) -> str:
 def executions(stack: Any, clock: str = "") -> dict[str, dict[str, Any]]:
     """The clock state machine's executions (of one clock when named: others, e.g. triage's, may run too)."""
     sfn = stack.aws.client("stepfunctions")
-    found = sfn.list_executions(stateMachineArn=stack.stack.state_machines["kefu-clock"])["executions"]
-    runs = {e["name"]: {**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])}
-            for e in found}
+    found = [
+        e for arn in stack.stack.state_machines.values() for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+    ]
+    runs = {
+        e["name"]: {**e, "input": json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])}
+        for e in found
+    }
     return {name: run for name, run in runs.items() if not clock or run["input"]["clock"] == clock}
 
 
@@ -48,7 +59,12 @@ def waiting(stack: Any, name: str) -> None:
     """Until the execution sits in its Wait state: moto drops a StopExecution that lands while it is still
     starting its worker thread (an emulator race; in production a timer runs long before it is stopped)."""
     sfn = stack.aws.client("stepfunctions")
-    arn = stack.stack.state_machines["kefu-clock"].replace(":stateMachine:", ":execution:") + ":" + name
+    (arn,) = [
+        e["executionArn"]
+        for machine in stack.stack.state_machines.values()
+        for e in sfn.list_executions(stateMachineArn=machine)["executions"]
+        if e["name"] == name
+    ]
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         events = sfn.get_execution_history(executionArn=arn)["events"]
@@ -60,8 +76,7 @@ def waiting(stack: Any, name: str) -> None:
 
 def outbox(stack: Any) -> list[dict[str, Any]]:
     sqs = stack.aws.client("sqs")
-    answer = sqs.receive_message(QueueUrl=stack.stack.queues[OUTBOX_QUEUE], MaxNumberOfMessages=10,
-                                 WaitTimeSeconds=0)
+    answer = sqs.receive_message(QueueUrl=stack.stack.queues[OUTBOX_QUEUE], MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
 
 
@@ -110,6 +125,23 @@ def test_a_new_run_stops_the_old_and_satisfying_stops_the_current(moto_stack: An
     pump.poll_stream()
     assert executions(moto_stack, "ack")[second]["status"] == "ABORTED"
     assert len(executions(moto_stack, "ack")) == 2
+    # Each run started in its Wait: a run stopped before its deadline entered one state (one billed transition).
+    sfn = moto_stack.aws.client("stepfunctions")
+    for run in executions(moto_stack, "ack").values():
+        events = sfn.get_execution_history(executionArn=run["executionArn"])["events"]
+        assert [e["type"] for e in events if e["type"].endswith("StateEntered")] == ["WaitStateEntered"]
+
+
+def test_each_clock_run_starts_in_the_machine_that_begins_with_what_it_needs(moto_stack: Any) -> None:
+    timers = moto_stack.container.timers
+    machines = moto_stack.stack.state_machines
+    assert timers.machine_arn("ack", 0) == machines["kefu-clock"]
+    assert timers.machine_arn("first_response", 0) == machines["kefu-clock-warned"]
+    assert timers.machine_arn("resolution", 0) == machines["kefu-clock-warned"]
+    assert timers.machine_arn("resolution", 1) == machines["kefu-clock"]  # escalated runs do not warn
+    assert timers.machine_arn("urgent", 0) == machines["kefu-clock-announced"]
+    assert timers.machine_arn("urgent", 1) == machines["kefu-clock"]
+    assert timers.machine_arn("progress", 0) == machines["kefu-clock"]
 
 
 def test_a_reply_is_queued_on_the_outbox_and_an_inbound_message_is_not(moto_stack: Any) -> None:
@@ -129,8 +161,16 @@ def test_dispatch_reads_plain_change_images(moto_stack: Any) -> None:
     """The dispatcher on hand-made images, as the stream handler hands them over (moto's real SFN and SQS)."""
     effects = moto_stack.container.effects
     now = moto_stack.clock.now()
-    clock_v1 = {"kind": "clock", "ticket_id": "APP-20261123-000009", "name": "resolution", "version": 1,
-                "state": "running", "due_at": iso(now + timedelta(days=3)), "started_at": iso(now), "level": 0}
+    clock_v1 = {
+        "kind": "clock",
+        "ticket_id": "APP-20261123-000009",
+        "name": "resolution",
+        "version": 1,
+        "state": "running",
+        "due_at": iso(now + timedelta(days=3)),
+        "started_at": iso(now),
+        "level": 0,
+    }
     assert effects.dispatch([Change("INSERT", new=clock_v1)]) == 1
     waiting(moto_stack, "APP-20261123-000009-resolution-1")
     assert effects.dispatch([Change("MODIFY", new={**clock_v1, "level": 1}, old=clock_v1)]) == 0  # same run
@@ -144,8 +184,14 @@ def test_dispatch_reads_plain_change_images(moto_stack: Any) -> None:
     assert runs["APP-20261123-000009-resolution-2"]["input"]["due_at"] == due_v2.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert effects.dispatch([Change("REMOVE", old=clock_v2)]) == 0
     assert executions(moto_stack)["APP-20261123-000009-resolution-2"]["status"] == "ABORTED"
-    message = {"kind": "message", "ticket_id": "T", "message_id": "m1", "sk": "MSG#x#m1", "direction": "out",
-               "delivery": "queued"}
+    message = {
+        "kind": "message",
+        "ticket_id": "T",
+        "message_id": "m1",
+        "sk": "MSG#x#m1",
+        "direction": "out",
+        "delivery": "queued",
+    }
     assert effects.dispatch([Change("INSERT", new=message)]) == 1
     assert effects.dispatch([Change("MODIFY", new={**message, "delivery": "sent"}, old=message)]) == 0
     assert effects.dispatch([Change("INSERT", new={**message, "direction": "in", "delivery": None})]) == 0

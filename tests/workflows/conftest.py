@@ -110,8 +110,11 @@ class Flow:
     def executions(self, ticket_id: str, clock: str) -> dict[str, str]:
         """Execution name → status of the clock machine's runs of one ticket's clock."""
         sfn = self.stack.aws.client("stepfunctions")
-        arn = self.stack.stack.state_machines["kefu-clock"]
-        found = sfn.list_executions(stateMachineArn=arn)["executions"]
+        found = [
+            e
+            for arn in self.stack.stack.state_machines.values()
+            for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+        ]
         prefix = f"{ticket_id}-{clock}-"
         return {e["name"]: e["status"] for e in found if e["name"].startswith(prefix)}
 
