@@ -56,10 +56,12 @@ class TicketActions:
             raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
         return self.tickets.list_page(TicketFilter(status=status, assignee=assignee), limit, cursor)
 
-    def _change(self, ticket_id: str, change: Callable[[Ticket], None]) -> Ticket:
+    def _change(self, ticket_id: str, change: Callable[[Ticket], bool | None]) -> Ticket:
+        """Loads, changes and saves with the version check, retrying a lost race; `change` → False: nothing to save."""
         for _attempt in range(self.attempts):
             ticket = self.get(ticket_id)
-            change(ticket)
+            if change(ticket) is False:
+                return ticket
             try:
                 self.tickets.save(ticket)
                 return ticket
@@ -112,7 +114,9 @@ class TicketActions:
         if member is None:
             raise ValidationError(f"no staff member {assignee!r}")
 
-        def change(t: Ticket) -> None:
+        def change(t: Ticket) -> bool:
+            if t.assignee == member.id and t.is_open:
+                return False  # already theirs: no timeline entry, and the acknowledgement clock keeps running
             now = self.clock.now()
             previous = t.assignee
             t.apply("assign", now, actor.id, assignee=member.id, previous=previous or None)
@@ -121,6 +125,7 @@ class TicketActions:
                 t.team = member.team
             clock_rules.on_assigned(t, now, self.policy)
             clock_rules.on_status_changed(t, now, self.policy)
+            return True
 
         return self._change(ticket_id, change)
 

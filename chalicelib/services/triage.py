@@ -409,7 +409,7 @@ class TriageService:
         return TriageOutcome(ticket.id, category, decision.priority, urgency.urgent, tier, team, assignee, notify)
 
     def staff_members(self) -> list[routing_rules.StaffMember]:
-        """The directory as routing sees it; the load of each online member is counted on gsi_assignee."""
+        """The directory as routing sees it (loads are counted by `route` for the eligible only)."""
         return [self._member(record) for record in self.staff.all()]
 
     def _member(self, record: StaffRecord) -> routing_rules.StaffMember:
@@ -421,7 +421,6 @@ class TriageService:
             regions=tuple(record.regions),
             skills=tuple(record.skills),
             online=record.online,
-            open_tickets=self.store.open_ticket_count(record.id) if record.online else 0,
             account_manager_for_vip=ACCOUNT_MANAGER_SKILL in record.skills,
         )
 
@@ -438,7 +437,9 @@ class TriageService:
             skills=tuple(str(s) for s in wanted) if isinstance(wanted, list) else (),
             account_manager=account_manager or None,
         )
-        decision = routing_rules.route(facts, self.staff_members(), self.rules.routing())
+        decision = routing_rules.route(
+            facts, self.staff_members(), self.rules.routing(), load=self.store.open_ticket_count
+        )
         ticket.team = decision.team
         if decision.assignee:
             ticket.apply(

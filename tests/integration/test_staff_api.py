@@ -342,6 +342,19 @@ def test_assign_checks_the_assignee_and_the_role(client: Client, moto_stack: Any
     assert [e["action"] for e in stored["timeline"]] == ["created", "assign"]  # the refused ones left no trace
 
 
+def test_assigning_the_current_assignee_again_changes_nothing(client: Client, moto_stack: Any) -> None:
+    tid = new_ticket(moto_stack)
+    sup = supervisor(moto_stack)
+    status, first = call(client, "POST", f"/api/tickets/{tid}/assign", sup, {"assignee": "agent1"})
+    assert status == 200
+    moto_stack.clock.advance(minutes=20)
+    status, again = call(client, "POST", f"/api/tickets/{tid}/assign", sup, {"assignee": "agent1"})
+    assert status == 200 and again["assignee"] == "agent1"
+    assert [e["action"] for e in again["timeline"]] == ["created", "assign"]
+    # The acknowledgement deadline is not pushed back by assigning the same person again.
+    assert again["clocks"] == first["clocks"] and again["version"] == first["version"]
+
+
 def test_invalid_transitions_are_409(client: Client, moto_stack: Any) -> None:
     tid = new_ticket(moto_stack)
     agent = auth(moto_stack)

@@ -49,6 +49,19 @@ def test_consultation_goes_to_the_least_loaded_online_agent() -> None:
     assert "1 open tickets" in decision.reason
 
 
+def test_a_load_counter_is_asked_about_the_eligible_online_only() -> None:
+    asked: list[str] = []
+
+    def load(staff_id: str) -> int:
+        asked.append(staff_id)
+        return {"a": 0, "b": 7}[staff_id]
+
+    decision = route(RoutingFacts(category="consultation"), STAFF, load=load)
+    assert sorted(asked) == ["a", "b"]  # not the supervisors, seniors or the duty managers
+    assert decision.assignee == "a"
+    assert "0 open tickets" in decision.reason
+
+
 def test_ties_are_broken_by_id() -> None:
     staff = [replace(AGENT_A, id="z", open_tickets=1), replace(AGENT_B, id="m", open_tickets=1)]
     assert route(RoutingFacts(), staff).assignee == "m"
