@@ -108,10 +108,6 @@ def model(results: dict[str, Any]) -> dict[str, Any]:
         ("Clock timers on EventBridge Scheduler one-time schedules instead of one Standard execution per clock run",
          usd("scheduler", life["sfn_executions_per_lifecycle"] * n)
          - usd("sfn_standard", life["sfn_transitions_per_lifecycle"] * n)),
-        ("Clock runs enter only their Wait (drop the ShouldAnnounce/ShouldWarn Choice states: decide in code which"
-         " definition or input to start with): 1 transition per stopped run instead of 3",
-         usd("sfn_standard", life["sfn_executions_per_lifecycle"] * n)
-         - usd("sfn_standard", life["sfn_transitions_per_lifecycle"] * n)),
     ]
     return {"rows": rows, "total": total, "email_extra": email_extra, "breach_cost": breach_cost, "levers": levers,
             "gb_seconds": gb_seconds}
