@@ -61,6 +61,12 @@ def reconcile_clocks(event: Any) -> dict[str, Any]:
     return jobs.reconcile_clocks()
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="send_surveys")
+def send_surveys(event: Any) -> dict[str, Any]:
+    """Every 5 minutes: satisfaction surveys whose KEFU_SURVEY_DELAY after resolution has passed go out."""
+    return get_container().surveys.send_due()
+
+
 @app.schedule(Rate(1, unit=Rate.DAYS), name="recompute_tiers")
 def recompute_tiers(event: Any) -> dict[str, Any]:
     """Daily: every spender's tier from trailing-12-month spend (top 10% VIP); open tickets re-prioritised."""

@@ -56,6 +56,7 @@ STATE_MACHINES = {
 # Scheduled jobs: app.py handler name -> rate in minutes.
 SCHEDULES = {
     "reconcile_clocks": 5,
+    "send_surveys": 5,
     "recompute_tiers": 1440,
 }
 

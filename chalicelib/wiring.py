@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the real imports are inside the properties below: `import a
     from .services.knowledge import KnowledgeService
     from .services.notifications import NotificationService
     from .services.outbox import OutboxService
+    from .services.surveys import SurveyService
     from .services.tickets import TicketActions
     from .services.tiers import TierService
     from .services.triage import ClassifierSource, RuleBook, TriageService
@@ -154,7 +155,26 @@ class Container:
                 "clock_warning": lambda image: self.notifications.on_timeline_entry(image),
                 "urgent_alert": lambda image: self.notifications.on_timeline_entry(image),
                 "customer_reply": lambda image: self.actions.on_customer_reply(image),
+                "resolve": lambda image: self.surveys.on_resolved(image),
+                "callback_task": lambda image: self.notifications.on_timeline_entry(image),
             },
+            kind_handlers={"survey": lambda change: self.surveys.on_answered(change.new, change.old)},
+        )
+
+    @cached_property
+    def surveys(self) -> SurveyService:
+        from .adapters.dynamodb.surveys_store import DynamoSurveyStore
+        from .services.surveys import SurveyService
+
+        self.tickets  # noqa: B018 - binds the models
+        return SurveyService(
+            self.tickets,
+            DynamoSurveyStore(),
+            self.staff,
+            self.clock,
+            self.settings.sla_policy,
+            self.settings.survey_delay,
+            self.settings.public_base_url,
         )
 
     @cached_property

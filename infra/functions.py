@@ -53,6 +53,8 @@ class Access:
 #   attachments written under email/, intake (table).
 # - reconcile_clocks: ClockSweep — due clocks (table) → clock.breached / clock.warning on the clock topic.
 # - recompute_tiers: TierService — spend, customers, open tickets (table).
+# - send_surveys: SurveyService — due surveys (gsi_due) → an outbound message on the ticket (table); the send
+#   itself follows from the stream through the outbox.
 # A function missing here gets the table only and a synth warning.
 FUNCTION_ACCESS: dict[str, Access] = {
     "api": Access(table="rw", publish=(STAFF_TOPIC,), secrets=True, memory=512, timeout=30),
@@ -63,6 +65,7 @@ FUNCTION_ACCESS: dict[str, Access] = {
     "outbox_sender": Access(table="rw", secrets=True, send_email=True, timeout=15),  # HTTP sends time out after 5 s
     "reconcile_clocks": Access(table="rw", publish=(CLOCK_TOPIC,), timeout=120),
     "recompute_tiers": Access(table="rw", memory=512, timeout=300),  # daily job
+    "send_surveys": Access(table="rw", timeout=120),
     "inbound_email": Access(
         table="rw",
         read_objects=(f"{ATTACHMENTS}/inbound/*",),

@@ -123,6 +123,14 @@ def assign(ticket_id: str) -> Response:
     return json_response(get_container().actions.assign(ticket_id, actor, body.get("assignee")).to_json())
 
 
+@bp.route("/api/tickets/{ticket_id}/callback", methods=["POST"])
+@json_errors
+def callback_done(ticket_id: str) -> Response:
+    """A survey scored 1–3 owes the customer a call from a supervisor: record its outcome."""
+    actor = _actor(ASSIGNERS)
+    return json_response(get_container().actions.callback_done(ticket_id, actor, _body().get("outcome")).to_json())
+
+
 @bp.route("/api/tickets/{ticket_id}/status", methods=["POST"])
 @json_errors
 def set_status(ticket_id: str) -> Response:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..domain.ticket import CLOCK_RUNNING, Clock
+from ..domain.ticket import CLOCK_BREACHED, CLOCK_RUNNING, Clock
 from ..ports import Queue, Timers
 
 OUTBOX_QUEUE = "kefu-outbox"
@@ -36,16 +36,25 @@ def _clock(image: dict[str, Any]) -> Clock:
     )
 
 
-EventHandler = Callable[[dict[str, Any]], None]
+EventHandler = Callable[[dict[str, Any]], object]
+ChangeHandler = Callable[[Change], object]
 
 
 class EffectsDispatcher:
-    """Reacts to committed items: clocks armed → timers started; outbound messages → the outbox queue."""
+    """Reacts to committed items: clocks armed → timers started; outbound messages → the outbox queue;
+    timeline entries → their handlers by action; other item kinds (e.g. surveys) → their handlers by kind."""
 
-    def __init__(self, timers: Timers, queue: Queue, event_handlers: dict[str, EventHandler] | None = None) -> None:
+    def __init__(
+        self,
+        timers: Timers,
+        queue: Queue,
+        event_handlers: dict[str, EventHandler] | None = None,
+        kind_handlers: dict[str, ChangeHandler] | None = None,
+    ) -> None:
         self.timers = timers
         self.queue = queue
         self.event_handlers = dict(event_handlers or {})
+        self.kind_handlers = dict(kind_handlers or {})
 
     def dispatch(self, changes: Iterable[Change]) -> int:
         handled = 0
@@ -59,6 +68,9 @@ class EffectsDispatcher:
                 if handler:
                     handler(change.new)
                     handled += 1
+            elif change.kind in self.kind_handlers:
+                self.kind_handlers[change.kind](change)
+                handled += 1
         return handled
 
     def _on_clock(self, change: Change) -> int:
@@ -71,10 +83,14 @@ class EffectsDispatcher:
         ):
             self.timers.start(str(new["ticket_id"]), _clock(new))
             started = 1
+        same_run = bool(new) and int(old.get("version", 0)) == int(new.get("version", 0))
         if (
             old
             and old.get("state") == CLOCK_RUNNING
-            and (not new or new.get("state") != CLOCK_RUNNING or int(old["version"]) != int(new.get("version", 0)))
+            and (not new or new.get("state") != CLOCK_RUNNING or not same_run)
+            # Breached in place: the run itself (or the sweep) wrote it and must go on to report it;
+            # stopping it here could cancel the report. A run the sweep breached finds nothing left to do.
+            and not (same_run and new.get("state") == CLOCK_BREACHED)
         ):
             self.timers.stop(str(old["ticket_id"]), str(old["name"]), int(old["version"]), int(old.get("level", 0)))
         return started

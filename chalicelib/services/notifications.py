@@ -17,7 +17,7 @@ from ..ports import Clock, Publisher
 STAFF_TOPIC = "kefu-staff-notifications"
 MAX_PAGE = 100
 # Timeline actions that notify staff; EffectsDispatcher routes their EVT# inserts here.
-NOTIFYING_ACTIONS = ("escalated", "clock_warning", "urgent_alert")
+NOTIFYING_ACTIONS = ("escalated", "clock_warning", "urgent_alert", "callback_task")
 NOTIFICATION_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}$")
 CLOCK_LABELS = {
     "ack": "确认接收",
@@ -36,7 +36,7 @@ class Notification:
     id: str
     staff_id: str
     at: str
-    kind: str  # the timeline action: escalated | clock_warning | urgent_alert
+    kind: str  # the timeline action: escalated | clock_warning | urgent_alert | callback_task
     title: str
     ticket_id: str = ""
     clock: str = ""
@@ -110,6 +110,8 @@ def _title(action: str, ticket_id: str, detail: dict[str, Any]) -> str:
         return f"{ticket_id}：{label}即将超时（截止 {detail.get('due_at', '')}）"
     if action == "urgent_alert":
         return f"{ticket_id}：紧急工单，请在 {detail.get('due_at', '')} 前确认"
+    if action == "callback_task":
+        return f"{ticket_id}：客户满意度 {detail.get('score', '')} 分，请在 {detail.get('due_at', '')} 前回访"
     return f"{ticket_id}：{label}已超时，升级至第 {detail.get('level', '')} 级"
 
 

@@ -107,6 +107,22 @@ class TicketActions:
 
         return self._change(ticket_id, change)
 
+    def callback_done(self, ticket_id: str, actor: Actor, outcome: object) -> Ticket:
+        """The supervisor called the dissatisfied customer back: what came of it, and the callback clock ends."""
+        body = _text(outcome, "outcome", MAX_REPLY)
+
+        def change(t: Ticket) -> None:
+            clock = t.clocks.get(clock_rules.CALLBACK)
+            done = [int(v) for v in t.attributes.get("callbacks_done", [])]
+            if clock is None or clock.version in done:  # a missed (breached) callback is still owed
+                raise ConflictError(f"no callback is owed on ticket {t.id}")
+            now = self.clock.now()
+            clock_rules.on_callback_done(t, now)
+            t.attributes["callbacks_done"] = [*done, clock.version]
+            t.record(now, actor.id, "callback_done", outcome=body, version=clock.version)
+
+        return self._change(ticket_id, change)
+
     def assign(self, ticket_id: str, actor: Actor, assignee: object) -> Ticket:
         if not isinstance(assignee, str) or not assignee.strip():
             raise ValidationError("'assignee' must be a staff id")

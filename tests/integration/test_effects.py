@@ -196,3 +196,27 @@ def test_dispatch_reads_plain_change_images(moto_stack: Any) -> None:
     assert effects.dispatch([Change("MODIFY", new={**message, "delivery": "sent"}, old=message)]) == 0
     assert effects.dispatch([Change("INSERT", new={**message, "direction": "in", "delivery": None})]) == 0
     assert outbox(moto_stack) == [{"ticket_id": "T", "message_id": "m1", "sk": "MSG#x#m1"}]
+
+
+def test_a_run_that_breached_its_clock_is_left_to_report_it(moto_stack: Any) -> None:
+    """The breach the run itself wrote reaches the stream while the run still has to publish it: no stop."""
+    effects = moto_stack.container.effects
+    now = moto_stack.clock.now()
+    running = {
+        "kind": "clock",
+        "ticket_id": "APP-20261123-000010",
+        "name": "ack",
+        "version": 1,
+        "state": "running",
+        "due_at": iso(now + timedelta(days=1)),
+        "started_at": iso(now),
+        "level": 0,
+    }
+    assert effects.dispatch([Change("INSERT", new=running)]) == 1
+    name = "APP-20261123-000010-ack-1"
+    waiting(moto_stack, name)
+    effects.dispatch([Change("MODIFY", new={**running, "state": "breached"}, old=running)])
+    assert executions(moto_stack)[name]["status"] == "RUNNING"
+    # Satisfied in time, it is stopped as before.
+    effects.dispatch([Change("MODIFY", new={**running, "state": "satisfied"}, old=running)])
+    assert executions(moto_stack)[name]["status"] == "ABORTED"

@@ -64,7 +64,7 @@ class CustomerIndex(GlobalSecondaryIndex[Any]):
 
 
 class DueIndex(GlobalSecondaryIndex[Any]):
-    """Running clocks by due time: a sparse index, only running clocks carry its keys."""
+    """Due work by time, sparse: running clocks (partition DUE) and scheduled surveys (SURVEYDUE) carry its keys."""
 
     class Meta:
         index_name = "gsi_due"
