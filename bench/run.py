@@ -377,6 +377,14 @@ def bench_lifecycle(moto: MotoBench, meter: Any) -> dict[str, Any]:
     }
 
 
+def _new_ticket(client: Any, pump: Any) -> str:
+    """A signed webhook's ticket, with its stream-driven effects (triage, routing, timers) done."""
+    raw, headers = signed(webhook_payload())
+    ticket_id = str(json.loads(client.http.post("/webhooks/generic/app", headers=headers, body=raw).body)["ticket_id"])
+    _drain(pump)
+    return ticket_id
+
+
 def _reassignment(moto: MotoBench, meter: Any, pump: Any, supervisor: dict[str, str]) -> dict[str, Any]:
     """What a supervisor moving a routed ticket to another agent adds (not part of the lifecycle)."""
     from chalice.test import Client
@@ -384,9 +392,7 @@ def _reassignment(moto: MotoBench, meter: Any, pump: Any, supervisor: dict[str, 
     import app as kefu_app
 
     with Client(kefu_app.app) as client:
-        raw, headers = signed(webhook_payload())
-        ticket_id = json.loads(client.http.post("/webhooks/generic/app", headers=headers, body=raw).body)["ticket_id"]
-        _drain(pump)
+        ticket_id = _new_ticket(client, pump)
         _, before, _ = _transitions(moto, [ticket_id])
         meter.reset()
         body = json.dumps({"assignee": "agent2"}).encode()
@@ -416,9 +422,7 @@ def bench_breach(moto: MotoBench, meter: Any) -> dict[str, Any]:
     pump = EventPump(moto.aws, moto.stack, _timed_handlers(functions))
     _drain(pump)
     with Client(kefu_app.app) as client:
-        raw, headers = signed(webhook_payload())
-        ticket_id = json.loads(client.http.post("/webhooks/generic/app", headers=headers, body=raw).body)["ticket_id"]
-        _drain(pump)
+        ticket_id = _new_ticket(client, pump)
         base_exec, base_transitions, _ = _transitions(moto, [ticket_id])
         meter.reset()
         deadline = time.monotonic() + 25

@@ -74,6 +74,21 @@ def waiting(stack: Any, name: str) -> None:
     raise AssertionError(f"{name} never reached its Wait state")
 
 
+def clock_image(stack: Any, ticket_id: str, name: str, due_in: timedelta) -> dict[str, Any]:
+    """A running clock's stream image (version 1, level 0), as the table stream delivers it."""
+    now = stack.clock.now()
+    return {
+        "kind": "clock",
+        "ticket_id": ticket_id,
+        "name": name,
+        "version": 1,
+        "state": "running",
+        "due_at": iso(now + due_in),
+        "started_at": iso(now),
+        "level": 0,
+    }
+
+
 def outbox(stack: Any) -> list[dict[str, Any]]:
     sqs = stack.aws.client("sqs")
     answer = sqs.receive_message(QueueUrl=stack.stack.queues[OUTBOX_QUEUE], MaxNumberOfMessages=10, WaitTimeSeconds=0)
@@ -161,16 +176,7 @@ def test_dispatch_reads_plain_change_images(moto_stack: Any) -> None:
     """The dispatcher on hand-made images, as the stream handler hands them over (moto's real SFN and SQS)."""
     effects = moto_stack.container.effects
     now = moto_stack.clock.now()
-    clock_v1 = {
-        "kind": "clock",
-        "ticket_id": "APP-20261123-000009",
-        "name": "resolution",
-        "version": 1,
-        "state": "running",
-        "due_at": iso(now + timedelta(days=3)),
-        "started_at": iso(now),
-        "level": 0,
-    }
+    clock_v1 = clock_image(moto_stack, "APP-20261123-000009", "resolution", timedelta(days=3))
     assert effects.dispatch([Change("INSERT", new=clock_v1)]) == 1
     waiting(moto_stack, "APP-20261123-000009-resolution-1")
     assert effects.dispatch([Change("MODIFY", new={**clock_v1, "level": 1}, old=clock_v1)]) == 0  # same run
@@ -201,17 +207,7 @@ def test_dispatch_reads_plain_change_images(moto_stack: Any) -> None:
 def test_a_run_that_breached_its_clock_is_left_to_report_it(moto_stack: Any) -> None:
     """The breach the run itself wrote reaches the stream while the run still has to publish it: no stop."""
     effects = moto_stack.container.effects
-    now = moto_stack.clock.now()
-    running = {
-        "kind": "clock",
-        "ticket_id": "APP-20261123-000010",
-        "name": "ack",
-        "version": 1,
-        "state": "running",
-        "due_at": iso(now + timedelta(days=1)),
-        "started_at": iso(now),
-        "level": 0,
-    }
+    running = clock_image(moto_stack, "APP-20261123-000010", "ack", timedelta(days=1))
     assert effects.dispatch([Change("INSERT", new=running)]) == 1
     name = "APP-20261123-000010-ack-1"
     waiting(moto_stack, name)
