@@ -12,6 +12,7 @@ from chalicelib.api import knowledge as knowledge_api
 from chalicelib.api import notifications as notifications_api
 from chalicelib.api import triage as triage_api
 from chalicelib.api import work_orders as work_orders_api
+from chalicelib.api.errors import contract_error_shape
 from chalicelib.handlers import email as email_handlers
 from chalicelib.handlers import jobs
 from chalicelib.wiring import get_container
@@ -20,6 +21,7 @@ app = Chalice(app_name="kefu", configure_logs=False)
 app.experimental_feature_flags.update(["BLUEPRINTS"])
 logger = Logger(service="kefu")
 
+app.register_middleware(contract_error_shape, "http")
 app.register_blueprint(webhooks.bp)
 app.register_blueprint(staff.bp)
 app.register_blueprint(public.bp)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import (
     aws_cloudfront as cloudfront,
 )
@@ -400,6 +401,7 @@ class KefuStack(cdk.Stack):
         chalice_app = load_chalice_app()
         self.functions = self._functions(chalice_app)
         self._wire_functions(chalice_app)
+        self._gateway_responses()
 
         # --- SES inbound: receipt rule -> S3 (raw mail) + SNS notification to kefu-inbound-email --------------
         inbound_topic = self.topics["kefu-inbound-email"]
@@ -460,6 +462,26 @@ class KefuStack(cdk.Stack):
     @property
     def secrets_path(self) -> str:
         return f"/{self.prefix}/secrets/"
+
+    def _gateway_responses(self) -> None:
+        """Answers API Gateway gives itself, before kefu's code runs, in kefu's `{"error": {"code", "message"}}`
+        shape: no route → 404 not_found (local/api_server.py does the same locally); any other 4xx/5xx keeps
+        its status with the gateway's message."""
+        rest_api_id = self.chalice.get_resource("RestAPI").ref
+        json_header = {"gatewayresponse.header.Content-Type": "'application/json'"}
+        no_route = '{"error": {"code": "not_found", "message": "no such route"}}'
+        passthrough = '{"error": {"code": "%s", "message": $context.error.messageString}}'
+        for response_type, status, template in (
+            ("MISSING_AUTHENTICATION_TOKEN", "404", no_route),  # what API Gateway says for an unknown route
+            ("INVALID_SIGNATURE", "404", no_route),  # the same with an Authorization header (kefu uses no SigV4)
+            ("DEFAULT_4XX", None, passthrough % "gateway_rejected"),
+            ("DEFAULT_5XX", None, passthrough % "gateway_error"),
+        ):
+            apigateway.CfnGatewayResponse(
+                self, f"GatewayResponse{to_cfn_resource_name(response_type.lower())}",
+                rest_api_id=rest_api_id, response_type=response_type, status_code=status,
+                response_parameters=json_header, response_templates={"application/json": template},
+            )
 
     @property
     def api_url(self) -> str:

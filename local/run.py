@@ -73,8 +73,9 @@ def enable_step_functions_execution() -> None:
 def start_api(env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
-            str(BIN / "chalice"),
-            "local",
+            sys.executable,
+            "-m",
+            "local.api_server",  # `chalice local`, unknown routes answered as the deployed gateway does
             "--no-autoreload",
             "--host",
             API_HOST,

@@ -89,3 +89,25 @@ def json_body(raw: bytes | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError("body must be a JSON object")
     return value
+
+
+# Chalice answers some requests itself, before any view runs, as {"Code", "Message"}: these are their codes here.
+CHALICE_ERROR_CODES = {
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "BadRequest": "bad_request",
+    "InternalServerError": "internal_error",
+}
+
+
+def contract_error_shape(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: Chalice's own error answers (405 wrong method, 415 unsupported Content-Type, …) get the
+    `{"error": {"code", "message"}}` body every other error has; other responses pass through untouched."""
+    response = get_response(request)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = CHALICE_ERROR_CODES.get(str(body["Code"]), "error")
+        headers = {k: str(v) for k, v in (response.headers or {}).items() if k.lower() != "content-type"}
+        return error_response(response.status_code, code, str(body["Message"]), headers)
+    return response
+

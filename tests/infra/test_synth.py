@@ -468,3 +468,21 @@ def test_the_stack_names_resources_by_the_rule_the_code_resolves_them_by() -> No
         settings = Settings.from_env({"KEFU_RESOURCE_PREFIX": prefix})
         for name in catalogue:
             assert KefuStack.name(stack, name) == settings.resource_name(name) == resource_name(name, prefix)  # type: ignore[arg-type]
+
+
+def test_gateway_answers_have_the_error_shape(template_json: dict[str, Any]) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in of_type(template_json, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response_type, props in responses.items():
+        assert props["RestApiId"] == {"Ref": "RestAPI"}
+        body = props["ResponseTemplates"]["application/json"]
+        assert body.startswith('{"error": {"code": "') and '"message": ' in body, response_type
+        assert props["ResponseParameters"] == {"gatewayresponse.header.Content-Type": "'application/json'"}
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"  # an unknown route
+    assert json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"]) == {
+        "error": {"code": "not_found", "message": "no such route"}
+    }
+    assert "StatusCode" not in responses["DEFAULT_4XX"]  # keeps the gateway's own status
