@@ -10,6 +10,7 @@ from chalicelib.api import admin_page, public, staff, webhooks
 from chalicelib.api import customers as customers_api
 from chalicelib.api import knowledge as knowledge_api
 from chalicelib.api import notifications as notifications_api
+from chalicelib.api import qa as qa_api
 from chalicelib.api import triage as triage_api
 from chalicelib.api import work_orders as work_orders_api
 from chalicelib.api.errors import contract_error_shape
@@ -31,6 +32,7 @@ app.register_blueprint(customers_api.bp)
 app.register_blueprint(notifications_api.bp)
 app.register_blueprint(work_orders_api.bp)
 app.register_blueprint(knowledge_api.bp)
+app.register_blueprint(qa_api.bp)
 
 
 @app.lambda_function(name="table_stream")
@@ -67,6 +69,18 @@ def reconcile_clocks(event: Any) -> dict[str, Any]:
 def send_surveys(event: Any) -> dict[str, Any]:
     """Every 5 minutes: satisfaction surveys whose KEFU_SURVEY_DELAY after resolution has passed go out."""
     return get_container().surveys.send_due()
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="qa_sample")
+def qa_sample(event: Any) -> dict[str, Any]:
+    """Daily: at least 10 % of yesterday's resolved tickets sampled for QA review (每日抽检≥10%)."""
+    return get_container().qa.sample_yesterday()
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="archive")
+def archive(event: Any) -> dict[str, Any]:
+    """Daily: tickets resolved 30 days ago and still resolved, copied whole to the archive bucket (≥ 3 years)."""
+    return get_container().archive.run()
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="recompute_tiers")

@@ -57,6 +57,8 @@ STATE_MACHINES = {
 SCHEDULES = {
     "reconcile_clocks": 5,
     "send_surveys": 5,
+    "qa_sample": 1440,  # daily: ≥ 10 % of yesterday's resolutions for QA review
+    "archive": 1440,  # daily: resolved tickets, 30 days on, copied to the archive bucket (kept ≥ 3 years)
     "recompute_tiers": 1440,
 }
 

@@ -14,9 +14,11 @@ if TYPE_CHECKING:  # the real imports are inside the properties below: `import a
     from .adapters.dynamodb.channel_store import DynamoChannelStore, DynamoCustomerLedger
     from .adapters.dynamodb.notifications import DynamoClockMarks, DynamoNotificationStore
     from .adapters.dynamodb.repository import DynamoCustomerRepository, DynamoStaffDirectory, DynamoTicketRepository
+    from .adapters.dynamodb.resolutions_store import DynamoResolutionStore
     from .adapters.dynamodb.triage_store import DynamoTriageStore
     from .adapters.s3_attachments import S3AttachmentStore
     from .ports import Clock, Publisher, Queue, Timers
+    from .services.archive import ArchiveService
     from .services.channel_events import CallRecordings, ChannelEventService, EmailIntake
     from .services.clocks import ClockSweep, EscalationService
     from .services.customers import CustomerAdmin
@@ -25,6 +27,8 @@ if TYPE_CHECKING:  # the real imports are inside the properties below: `import a
     from .services.knowledge import KnowledgeService
     from .services.notifications import NotificationService
     from .services.outbox import OutboxService
+    from .services.qa import QaService
+    from .services.resolutions import ResolutionIndex
     from .services.surveys import SurveyService
     from .services.tickets import TicketActions
     from .services.tiers import TierService
@@ -155,10 +159,46 @@ class Container:
                 "clock_warning": lambda image: self.notifications.on_timeline_entry(image),
                 "urgent_alert": lambda image: self.notifications.on_timeline_entry(image),
                 "customer_reply": lambda image: self.actions.on_customer_reply(image),
-                "resolve": lambda image: self.surveys.on_resolved(image),
+                "resolve": lambda image: (self.resolutions.on_resolved(image), self.surveys.on_resolved(image)),
                 "callback_task": lambda image: self.notifications.on_timeline_entry(image),
             },
             kind_handlers={"survey": lambda change: self.surveys.on_answered(change.new, change.old)},
+        )
+
+    @cached_property
+    def resolution_store(self) -> DynamoResolutionStore:
+        from .adapters.dynamodb.resolutions_store import DynamoResolutionStore
+
+        self.tickets  # noqa: B018 - binds the models
+        return DynamoResolutionStore()
+
+    @cached_property
+    def resolutions(self) -> ResolutionIndex:
+        from .services.resolutions import ResolutionIndex
+
+        return ResolutionIndex(self.resolution_store, self.settings.zone)
+
+    @cached_property
+    def archive(self) -> ArchiveService:
+        from .adapters.s3_archive import S3ArchiveObjects
+        from .services.archive import ArchiveService
+
+        return ArchiveService(
+            self.tickets,
+            self.resolution_store,
+            S3ArchiveObjects(self.aws, self.settings.archive_bucket),
+            self.clock,
+            self.settings.zone,
+        )
+
+    @cached_property
+    def qa(self) -> QaService:
+        from .adapters.dynamodb.qa_store import DynamoQaStore
+        from .services.qa import QaService
+
+        self.tickets  # noqa: B018 - binds the models
+        return QaService(
+            self.tickets, self.resolution_store, DynamoQaStore(), self.staff, self.clock, self.settings.zone
         )
 
     @cached_property

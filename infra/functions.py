@@ -9,6 +9,7 @@ STAFF_TOPIC = "kefu-staff-notifications"
 CLOCK_TOPIC = "kefu-clock-events"
 OUTBOX_QUEUE = "kefu-outbox"
 ATTACHMENTS = "kefu-attachments"
+ARCHIVE = "kefu-archive"
 
 # AWS: "set the source queue's visibility timeout to at least six times the timeout that you configure on your
 # function" (plus the batching window), so that a batch throttled or retried by Lambda is not redelivered meanwhile.
@@ -55,6 +56,9 @@ class Access:
 # - recompute_tiers: TierService — spend, customers, open tickets (table).
 # - send_surveys: SurveyService — due surveys (gsi_due) → an outbound message on the ticket (table); the send
 #   itself follows from the stream through the outbox.
+# - qa_sample: QaService — yesterday's resolutions (table) → QA review items (table).
+# - archive: ArchiveService — resolutions 30 days old (table) → whole tickets as JSON under tickets/ in the archive
+#   bucket (Object Lock keeps them ≥ 3 years).
 # A function missing here gets the table only and a synth warning.
 FUNCTION_ACCESS: dict[str, Access] = {
     "api": Access(table="rw", publish=(STAFF_TOPIC,), secrets=True, memory=512, timeout=30),
@@ -66,6 +70,8 @@ FUNCTION_ACCESS: dict[str, Access] = {
     "reconcile_clocks": Access(table="rw", publish=(CLOCK_TOPIC,), timeout=120),
     "recompute_tiers": Access(table="rw", memory=512, timeout=300),  # daily job
     "send_surveys": Access(table="rw", timeout=120),
+    "qa_sample": Access(table="rw", timeout=300),
+    "archive": Access(table="rw", write_objects=(f"{ARCHIVE}/tickets/*",), timeout=900),
     "inbound_email": Access(
         table="rw",
         read_objects=(f"{ATTACHMENTS}/inbound/*",),
