@@ -77,14 +77,13 @@ def write_units(old: dict[str, Any] | None, new: dict[str, Any] | None) -> float
 
 
 def item_kind(item: dict[str, Any] | None, key: dict[str, Any] | None = None) -> str:
-    """An item's kind for the breakdown: the sort key's prefix (META, MSG, EVT, CLOCK, …) or the partition's."""
+    """An item's kind for the breakdown: in a ticket's partition the sort key's prefix (META, MSG, EVT, CLOCK,
+    NOTE), elsewhere the partition key's (CUSTOMER, IDENTITY, DEDUPE, COUNTER, SURVEY, RESOLVED, …)."""
     source = item or key or {}
     sk = str(next(iter(source.get("sk", {}).values()), ""))
     pk = str(next(iter(source.get("pk", {}).values()), ""))
-    prefix = sk.split("#", 1)[0]
-    if prefix in ("", "META", "PROFILE", "DEDUPE", "IDENTITY", "COUNTER"):
-        return f"{pk.split('#', 1)[0]}/{sk.split('#', 1)[0]}"
-    return prefix
+    pk_prefix = pk.split("#", 1)[0]
+    return sk.split("#", 1)[0] if pk_prefix == "TICKET" else pk_prefix
 
 
 def read_units(size: int, consistent: bool) -> float:
