@@ -96,8 +96,10 @@ class SurveyService:
     def _send(self, survey: Survey) -> bool:
         for _attempt in range(3):
             ticket = self.tickets.find(survey.ticket_id)
-            if ticket is None or ticket.status not in CLOSED_STATUSES:
-                self.store.cancel(survey.token)  # reopened: the next resolution brings its own survey
+            resolved_at = survey.resolution.split("#", 1)[0]
+            if ticket is None or ticket.status not in CLOSED_STATUSES or ticket.resolved_at != resolved_at:
+                # Reopened (and maybe resolved again since): the latest resolution brings its own survey.
+                self.store.cancel(survey.token)
                 return False
             done = [str(t) for t in ticket.attributes.get("surveys_sent", [])]
             if survey.token not in done:

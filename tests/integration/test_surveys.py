@@ -217,3 +217,22 @@ def test_a_survey_cannot_be_answered_before_it_is_sent(client: Client, moto_stac
     assert json.loads(client.http.get(f"/public/surveys/{token}").body)["state"] == "scheduled"
     status, body = answer(client, token, {"score": 4})
     assert status == 409 and body["error"]["code"] == "survey_closed"
+
+
+@pytest.mark.settings(survey_delay=timedelta(minutes=30))
+def test_a_ticket_reopened_and_resolved_again_gets_one_survey_for_the_last_resolution(
+    client: Client, moto_stack: Any
+) -> None:
+    tid = resolved_ticket(moto_stack)
+    moto_stack.pump().poll_stream()
+    moto_stack.clock.advance(minutes=5)
+    moto_stack.container.actions.reopen(tid, AGENT)
+    moto_stack.clock.advance(minutes=5)
+    moto_stack.container.actions.resolve(tid, AGENT)
+    moto_stack.pump().poll_stream()
+    moto_stack.clock.advance(minutes=21)  # the first survey is due, the second not yet
+    assert send_due(moto_stack) == {"sent": 0, "cancelled": 1}
+    moto_stack.clock.advance(minutes=10)
+    assert send_due(moto_stack) == {"sent": 1, "cancelled": 0}
+    survey_link(moto_stack, tid)  # exactly one invitation
+
