@@ -14,7 +14,7 @@ from ...domain.errors import ConflictError, NotFound
 from ...domain.ticket import iso
 from ...services.channel_events import MailRef
 from ...services.customers import AuditEntry, MergeRecord
-from .models import CustomerItem, IdentityItem, KefuItem
+from .models import CustomerItem, IdentityItem, KefuItem, put_if_absent
 
 TOKEN_SK = "TOKEN"
 POINTER_SK = "POINTER"
@@ -174,15 +174,9 @@ class DynamoChannelStore:
     # --- once-only markers ------------------------------------------------------------------
     def claim(self, key: str, at: datetime, expires: datetime) -> bool:
         """True the first time `key` is claimed; False for every repeat (until it expires)."""
-        try:
-            ChannelSeenItem(pk=f"SEEN#{key}", sk=SEEN_SK, at=iso(at), expires_at=expires.astimezone(UTC)).save(
-                condition=ChannelSeenItem.pk.does_not_exist()
-            )
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if_absent(
+            ChannelSeenItem(pk=f"SEEN#{key}", sk=SEEN_SK, at=iso(at), expires_at=expires.astimezone(UTC))
+        )
 
 
 class DynamoCustomerLedger:

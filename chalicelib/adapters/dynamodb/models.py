@@ -13,6 +13,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -247,3 +248,15 @@ def bind_models(table_name: str, region: str, endpoint_url: str = "") -> None:
     for model in _all_models():
         setattr(model, "Meta", KefuItem.Meta)  # noqa: B010
         model._connection = None
+
+
+def put_if_absent(item: KefuItem) -> bool:
+    """Saves `item` unless an item with its keys exists (a conditional PutItem); False when one did."""
+    try:
+        item.save(condition=KefuItem.pk.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+

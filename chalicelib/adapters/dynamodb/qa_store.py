@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
 from ...domain import qa as rules
 from ...domain.errors import NotFound
 from ...domain.qa import QaReview, ReviewClosed
 from ...domain.ticket import iso
-from .models import KefuItem
+from .models import KefuItem, put_if_absent
 
 
 class QaReviewItem(KefuItem, discriminator="qa_review"):
@@ -59,13 +59,7 @@ class DynamoQaStore:
             reviewer=review.reviewer or None,
             agent=review.agent or None,
         )
-        try:
-            item.save(condition=QaReviewItem.pk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if_absent(item)
 
     def of_day(self, day: str) -> list[QaReview]:
         return [_review(item) for item in QaReviewItem.query(f"QA#{day}", consistent_read=True)]

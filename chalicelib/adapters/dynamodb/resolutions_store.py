@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.exceptions import PutError
 
 from ...services.resolutions import Resolution
-from .models import KefuItem
+from .models import KefuItem, put_if_absent
 
 
 class ResolutionItem(KefuItem, discriminator="resolution"):
@@ -23,21 +22,11 @@ class JobDayItem(KefuItem, discriminator="job_day"):
     at = UnicodeAttribute()
 
 
-def _put_once(item: KefuItem) -> bool:
-    try:
-        item.save(condition=KefuItem.pk.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
 class DynamoResolutionStore:
     """ResolutionStore: conditional PutItems and one Query per day partition."""
 
     def record(self, day: str, resolution: Resolution) -> bool:
-        return _put_once(
+        return put_if_absent(
             ResolutionItem(
                 pk=f"RESOLVED#{day}",
                 sk=f"{resolution.ticket_id}#{resolution.key}",
@@ -54,7 +43,7 @@ class DynamoResolutionStore:
         ]
 
     def mark_day_done(self, job: str, day: str, at: str) -> bool:
-        return _put_once(JobDayItem(pk=f"JOB#{job}#{day}", sk="DONE", at=at))
+        return put_if_absent(JobDayItem(pk=f"JOB#{job}#{day}", sk="DONE", at=at))
 
     def day_done(self, job: str, day: str) -> bool:
         return JobDayItem.count(f"JOB#{job}#{day}", JobDayItem.sk == "DONE") > 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from ...domain import surveys as rules
 from ...domain.errors import NotFound
 from ...domain.surveys import Survey, SurveyClosed
 from ...domain.ticket import iso
-from .models import DueIndex, KefuItem
+from .models import DueIndex, KefuItem, put_if_absent
 
 SURVEY_DUE_PARTITION = "SURVEYDUE"  # gsi_due partition of scheduled surveys (clocks use their own)
 
@@ -70,13 +70,7 @@ class DynamoSurveyStore:
             due_pk=SURVEY_DUE_PARTITION,
             due_sk=f"{survey.due_at}#{survey.token}",
         )
-        try:
-            item.save(condition=SurveyItem.pk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if_absent(item)
 
     def get(self, token: str) -> Survey:
         try:
