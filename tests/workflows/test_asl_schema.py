@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,10 @@ from local.bootstrap import STEPFUNCTIONS_DIR, render_definition, substitutions
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools" / "asl"
 VALIDATOR = TOOLS / "node_modules" / ".bin" / "asl-validator"
+INSTALL_LOCK = Path(tempfile.gettempdir()) / f"kefu-asl-{hashlib.sha256(str(TOOLS).encode()).hexdigest()[:12]}.lock"
 FILES = sorted(STEPFUNCTIONS_DIR.glob("*.asl.json"))
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-pytestmark = pytest.mark.xdist_group("asl-validator")  # one worker runs `npm ci`, never two at once
+pytestmark = pytest.mark.xdist_group("asl-validator")  # mostly one worker; the install lock covers the rest
 
 
 class _FakeAws:
@@ -33,13 +37,17 @@ def _values() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def validator() -> Path:
-    """Installs asl-validator from the committed lock file (`npm ci`) unless it is already there."""
-    if not VALIDATOR.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to validate the state machines (make test installs asl-validator with it)"
-        subprocess.run(
-            [npm, "ci", "--prefix", str(TOOLS), "--no-audit", "--no-fund", "--loglevel=error"], check=True, timeout=300
-        )
+    """Installs asl-validator from the committed lock file (`npm ci`) unless it is already there.
+
+    Under a file lock: xdist may put these tests on both workers, and two `npm ci` into one folder collide.
+    """
+    with open(INSTALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not VALIDATOR.exists():
+            npm = shutil.which("npm")
+            assert npm, "npm is needed to validate the state machines (make test installs asl-validator with it)"
+            command = [npm, "ci", "--prefix", str(TOOLS), "--no-audit", "--no-fund", "--loglevel=error"]
+            subprocess.run(command, check=True, timeout=300)
     return VALIDATOR
 
 
