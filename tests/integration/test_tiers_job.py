@@ -94,7 +94,8 @@ def test_recompute_makes_top_spenders_vip_demotes_the_old_vip_and_reprioritises_
 
     container = moto_stack.container
     container.staff.put(StaffRecord("agent1", "李娜", ["agent"], team="agents", online=True))
-    today = moto_stack.clock.now().date()
+    # The business day (KEFU_TIMEZONE, not UTC) the job will run on, 10 minutes from now.
+    today = (moto_stack.clock.now() + timedelta(minutes=10)).astimezone(container.settings.zone).date()
     recent = (today - timedelta(days=40)).isoformat()
     too_old = (today - timedelta(days=400)).isoformat()
     for index in range(10):
