@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConflictError, InvalidTransition, ValidationError
-from .ticket import iso, parse_iso
+from .ticket import TimelineEntry, iso, parse_iso
 
 TYPES = ("repair", "installation", "return", "exchange", "maintenance")
 
@@ -321,22 +321,8 @@ def match_engineer(engineers: Iterable[Engineer], region: str, skill: str) -> En
     return min(fits, key=lambda e: (e.open_orders, region not in e.regions, e.id), default=None)
 
 
-@dataclass
-class WorkOrderEvent:
-    """One recorded change of a work order: who, what, when, with details."""
-
-    at: str
-    seq: int
-    actor: str
-    action: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.at}#{self.seq:04d}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "actor": self.actor, "action": self.action, **self.detail}
+# One recorded change of a work order (who, what, when, details): the same entry a ticket's timeline holds.
+WorkOrderEvent = TimelineEntry
 
 
 @dataclass

@@ -13,6 +13,7 @@ from ..domain.errors import ConflictError, NotFound, ValidationError
 from ..domain.messages import CustomerRef
 from ..domain.ticket import Ticket, is_ticket_id, iso
 from ..ports import Clock, Customer, CustomerRepository, TicketFilter, TicketRepository
+from .tickets import change_ticket
 
 MAX_MERGE_HOPS = 5
 MAX_CUSTOMER_TICKETS = 200
@@ -327,13 +328,4 @@ class CustomerAdmin:
         self._change_ticket(ticket_id, change)
 
     def _change_ticket(self, ticket_id: str, change: Callable[[Ticket], bool]) -> Ticket:
-        for _attempt in range(TICKET_ATTEMPTS):
-            ticket = self.tickets.get(ticket_id)
-            if not change(ticket):
-                return ticket
-            try:
-                self.tickets.save(ticket)
-                return ticket
-            except ConflictError:
-                continue
-        raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+        return change_ticket(self.tickets, ticket_id, change, TICKET_ATTEMPTS)

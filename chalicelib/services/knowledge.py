@@ -27,6 +27,7 @@ from ..domain.messages import CustomerRef, InboundMessage
 from ..domain.ticket import CHANNEL_CODE, Ticket, iso
 from ..ports import Clock, TicketRepository
 from .intake import IntakeService
+from .tickets import change_ticket
 
 if TYPE_CHECKING:
     from ..wiring import Container
@@ -357,8 +358,7 @@ class KnowledgeService:
         for number, t in enumerate([*session.turns, turn], start=1):
             tried = f"{t.article_id} (置信度 confidence {t.confidence:.2f})" if t.article_id else "无匹配 no match"
             lines.append(f"{number}. 「{t.question}」 → {tried}; {t.outcome}")
-        for _attempt in range(ATTEMPTS):
-            ticket = self.tickets.get(ticket_id)
+        def change(ticket: Ticket) -> None:
             now = self.clock.now()
             note = ticket.add_note("\n".join(lines), now, BOT_ACTOR)
             ticket.record(
@@ -370,12 +370,8 @@ class KnowledgeService:
                 note_id=note.id,
                 attempts=[{"article_id": t.article_id, "confidence": t.confidence} for t in [*session.turns, turn]],
             )
-            try:
-                self.tickets.save(ticket)
-                return ticket
-            except ConflictError:
-                continue
-        raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+
+        return change_ticket(self.tickets, ticket_id, change, ATTEMPTS)
 
 
 def _check_version(article: Article, version: int) -> None:

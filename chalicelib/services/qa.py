@@ -7,12 +7,12 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ..domain import qa as rules
-from ..domain.errors import ConflictError, NotFound
+from ..domain.errors import NotFound
 from ..domain.qa import QaReview
-from ..domain.ticket import iso
+from ..domain.ticket import Ticket, iso
 from ..ports import Clock, StaffDirectory, TicketRepository
 from .resolutions import ResolutionStore, day_of
-from .tickets import Actor
+from .tickets import Actor, change_ticket
 
 JOB = "qa_sample"
 QA_ROLE = "qa"
@@ -100,11 +100,7 @@ class QaService:
         return review
 
     def _record_on_ticket(self, review: QaReview) -> None:
-        for _attempt in range(3):
-            try:
-                ticket = self.tickets.get(review.ticket_id)
-            except NotFound:
-                return
+        def change(ticket: Ticket) -> None:
             ticket.record(
                 self.clock.now(),
                 review.reviewed_by,
@@ -113,9 +109,8 @@ class QaService:
                 scores=dict(review.scores),
                 comment=review.comment,
             )
-            try:
-                self.tickets.save(ticket)
-                return
-            except ConflictError:
-                continue
-        raise ConflictError(f"ticket {review.ticket_id} kept changing; the review is stored, its timeline entry not")
+
+        try:
+            change_ticket(self.tickets, review.ticket_id, change)
+        except NotFound:
+            return

@@ -13,6 +13,7 @@ from ..domain.sla import SlaPolicy
 from ..domain.surveys import Survey
 from ..domain.ticket import Ticket, iso, parse_iso
 from ..ports import Clock, StaffDirectory, StaffRecord, TicketRepository
+from .tickets import change_ticket
 
 logger = logging.getLogger(__name__)
 
@@ -94,26 +95,31 @@ class SurveyService:
         return {"sent": sent, "cancelled": cancelled}
 
     def _send(self, survey: Survey) -> bool:
-        for _attempt in range(3):
-            ticket = self.tickets.find(survey.ticket_id)
-            resolved_at = survey.resolution.split("#", 1)[0]
-            if ticket is None or ticket.status not in CLOSED_STATUSES or ticket.resolved_at != resolved_at:
-                # Reopened (and maybe resolved again since): the latest resolution brings its own survey.
-                self.store.cancel(survey.token)
-                return False
+        resolved_at = survey.resolution.split("#", 1)[0]
+        current = True
+
+        def change(ticket: Ticket) -> bool:
+            nonlocal current
+            # Reopened (and maybe resolved again since): the latest resolution brings its own survey.
+            current = ticket.status in CLOSED_STATUSES and ticket.resolved_at == resolved_at
             done = [str(t) for t in ticket.attributes.get("surveys_sent", [])]
-            if survey.token not in done:
-                now = self.clock.now()
-                message = ticket.add_message("out", rules.invitation(self.url(survey.token)), now, SYSTEM)
-                ticket.attributes["surveys_sent"] = [*done, survey.token]
-                ticket.record(now, SYSTEM, "survey_sent", message_id=message.id, survey=survey.token)
-                try:
-                    self.tickets.save(ticket)
-                except ConflictError:
-                    continue
-            self.store.mark_sent(survey.token, self.clock.now())
+            if not current or survey.token in done:  # a retried run: the invitation is already on the ticket
+                return False
+            now = self.clock.now()
+            message = ticket.add_message("out", rules.invitation(self.url(survey.token)), now, SYSTEM)
+            ticket.attributes["surveys_sent"] = [*done, survey.token]
+            ticket.record(now, SYSTEM, "survey_sent", message_id=message.id, survey=survey.token)
             return True
-        raise ConflictError(f"ticket {survey.ticket_id} kept changing while its survey was sent")
+
+        try:
+            change_ticket(self.tickets, survey.ticket_id, change)
+        except NotFound:
+            current = False
+        if not current:
+            self.store.cancel(survey.token)
+            return False
+        self.store.mark_sent(survey.token, self.clock.now())
+        return True
 
     # --- the customer's answer (public link) ---------------------------------------------------------------
     def view(self, token: str) -> dict[str, Any]:
@@ -136,13 +142,13 @@ class SurveyService:
         if new.get("state") != rules.ANSWERED or old.get("state") == rules.ANSWERED:
             return False
         token, score = str(new["token"]), int(new["score"])
-        for _attempt in range(3):
-            try:
-                ticket = self.tickets.get(str(new["ticket_id"]))
-            except NotFound:
-                return False
+        recorded = False
+
+        def change(ticket: Ticket) -> bool:
+            nonlocal recorded
             done = [str(t) for t in ticket.attributes.get("surveys_answered", [])]
-            if token in done:
+            recorded = token not in done
+            if not recorded:
                 return False
             now = self.clock.now()
             ticket.attributes["surveys_answered"] = [*done, token]
@@ -156,12 +162,13 @@ class SurveyService:
                 if supervisor is not None:
                     detail["to"] = supervisor.id
                 ticket.record(now, SYSTEM, "callback_task", **detail)
-            try:
-                self.tickets.save(ticket)
-            except ConflictError:
-                continue
             return True
-        raise ConflictError(f"could not record the survey answer on {new['ticket_id']}")
+
+        try:
+            change_ticket(self.tickets, str(new["ticket_id"]), change)
+        except NotFound:
+            return False
+        return recorded
 
     def _supervisor(self, ticket: Ticket) -> StaffRecord | None:
         supervisors = sorted((s for s in self.staff.all() if "supervisor" in s.roles), key=lambda s: s.id)

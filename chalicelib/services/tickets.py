@@ -32,6 +32,25 @@ def _text(value: object, field: str, limit: int) -> str:
     return value.strip()
 
 
+def change_ticket(
+    tickets: TicketRepository, ticket_id: str, change: Callable[[Ticket], bool | None], attempts: int = 3
+) -> Ticket:
+    """Loads the ticket, applies `change` and saves it with the version check, reloading and reapplying when
+    another writer won the race; `change` returning False means there is nothing to save."""
+    if not is_ticket_id(ticket_id):
+        raise NotFound(f"no ticket {ticket_id}")
+    for _attempt in range(attempts):
+        ticket = tickets.get(ticket_id)
+        if change(ticket) is False:
+            return ticket
+        try:
+            tickets.save(ticket)
+            return ticket
+        except ConflictError:
+            continue
+    raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+
+
 class TicketActions:
     """Each action loads the aggregate, applies the change, and saves it; a lost race is retried."""
 
@@ -57,17 +76,7 @@ class TicketActions:
         return self.tickets.list_page(TicketFilter(status=status, assignee=assignee), limit, cursor)
 
     def _change(self, ticket_id: str, change: Callable[[Ticket], bool | None]) -> Ticket:
-        """Loads, changes and saves with the version check, retrying a lost race; `change` → False: nothing to save."""
-        for _attempt in range(self.attempts):
-            ticket = self.get(ticket_id)
-            if change(ticket) is False:
-                return ticket
-            try:
-                self.tickets.save(ticket)
-                return ticket
-            except ConflictError:
-                continue
-        raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+        return change_ticket(self.tickets, ticket_id, change, self.attempts)
 
     def ack(self, ticket_id: str, actor: Actor) -> Ticket:
         def change(t: Ticket) -> None:

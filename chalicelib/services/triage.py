@@ -15,7 +15,7 @@ from ..domain import clock_rules
 from ..domain import routing as routing_rules
 from ..domain.errors import ConflictError, NotFound, ValidationError
 from ..domain.sla import SlaPolicy
-from ..domain.ticket import CATEGORIES, PRIORITIES, TIERS, Ticket, is_ticket_id, iso
+from ..domain.ticket import CATEGORIES, PRIORITIES, TIERS, Ticket, iso
 from ..domain.triage import classifier as classifier_module
 from ..domain.triage import priority as priority_rules
 from ..domain.triage.urgency import detect_urgency
@@ -31,7 +31,7 @@ from ..ports import (
     TriageStore,
 )
 from .notifications import Notification, NotificationStore, notification_id
-from .tickets import Actor
+from .tickets import Actor, change_ticket
 
 logger = logging.getLogger("kefu.triage")
 
@@ -486,18 +486,7 @@ class TriageService:
         return decision.priority
 
     def _change(self, ticket_id: str, change: Callable[[Ticket], bool]) -> Ticket:
-        for _attempt in range(self.attempts):
-            if not is_ticket_id(ticket_id):
-                raise NotFound(f"no ticket {ticket_id}")
-            ticket = self.tickets.get(ticket_id)
-            if not change(ticket):
-                return ticket
-            try:
-                self.tickets.save(ticket)
-                return ticket
-            except ConflictError:
-                continue
-        raise ConflictError(f"ticket {ticket_id} is changing too fast; try again")
+        return change_ticket(self.tickets, ticket_id, change, self.attempts)
 
     def reclassify(self, ticket_id: str, actor: Actor, body: Mapping[str, Any]) -> Ticket:
         """Staff override of category / priority / urgent: recorded, stored as a label, clocks re-armed."""
